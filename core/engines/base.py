@@ -1,0 +1,54 @@
+"""What every engine estimate takes and gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.formats import WeightFormat
+from core.request import EstimateRequest
+from core.spec import ModelSpec
+
+GIB = 1 << 30
+MIB = 1 << 20
+
+# CUDA context, cuBLAS/cuDNN handles and workspaces of a PyTorch process. The context alone is
+# about 300 MB with lazy module loading (reference m239); cuBLAS adds its workspace on first use.
+TORCH_CUDA_OVERHEAD = 450 * MIB
+# A ggml CUDA process: the context plus cuBLAS, without PyTorch's allocator.
+GGML_CUDA_OVERHEAD = 350 * MIB
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One request, with the model, format and hardware it resolved to."""
+
+    request: EstimateRequest
+    spec: ModelSpec
+    fmt: WeightFormat
+    gpu_count: int
+    gpu_memory_bytes: int  # per GPU, physical
+    gpu_usable_bytes: int  # per GPU, what CUDA can allocate
+
+    @property
+    def tp(self) -> int:
+        return max(1, min(self.request.tp if self.request.tp > 1 else self.gpu_count,
+                          self.gpu_count))
+
+
+@dataclass
+class EngineEstimate:
+    """Peak memory per GPU, by component, plus what the engine reports on top."""
+
+    weights: int
+    kv_cache: int
+    activations: int
+    overhead: int
+    details: dict[str, object] = field(default_factory=dict)
+    assumptions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    # Engines that fill a fixed budget (vLLM) decide fit by more than the total.
+    fits_override: bool | None = None
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.activations + self.overhead

@@ -1,0 +1,108 @@
+"""llama.cpp and Ollama: GGUF weights, a KV cache allocated for all of n_ctx up front, a compute
+buffer that grows with n_ctx and n_ubatch, and layers that can stay in system RAM.
+
+Layout (llama.cpp src/llama-model.cpp): the token embedding always lives in host memory; with
+-ngl N the last N repeating layers go to the GPU, and the output layer too once every layer has.
+Each offloaded layer's KV cache sits with it. Sliding-window layers (Gemma 2/3, gpt-oss) keep
+window + n_ubatch tokens (the iSWA cache, default since llama.cpp b5500); MLA models cache the
+compressed latent.
+"""
+
+from __future__ import annotations
+
+from core.engines.base import GGML_CUDA_OVERHEAD, EngineEstimate, Scenario
+from core.formats import layer_weight_bytes, named_tensor_bytes
+from core.kv import KV_ELEMENT_BYTES, kv_elements
+from core.spec import ModelSpec
+
+N_UBATCH = 512
+
+
+def _kv_type(kv: str) -> str:
+    return {"bf16": "fp16", "fp8": "q8"}.get(kv, kv)
+
+
+def kv_layer_bytes(spec: ModelSpec, n_ctx: int, kv_type: str, layers: range) -> int:
+    sliding_ctx = n_ctx
+    elements = 0
+    for i in layers:
+        layer = spec.kv_layers[i] if i < len(spec.kv_layers) else None
+        if layer is None:
+            continue
+        if layer.kind == "sliding" and layer.window:
+            sliding_ctx = min(n_ctx, layer.window + N_UBATCH)
+            elements += (layer.k_width + layer.v_width) * sliding_ctx
+        else:
+            elements += kv_elements(spec, n_ctx, latent=True, honor_window=False,
+                                    layers=range(i, i + 1))
+    return int(elements * KV_ELEMENT_BYTES[kv_type])
+
+
+def compute_buffer_bytes(spec: ModelSpec, n_ctx: int, flash_attn: bool) -> int:
+    """The graph's scratch for one ubatch: the largest of the logits and one layer's work.
+
+    Logits are fp32 n_vocab x n_ubatch. Without flash attention the f32 KQ scores of all heads
+    (n_ctx x n_ubatch each) are materialized; with it only a f16 mask of that size. The MLP holds
+    gate and up (f32) for the ubatch.
+    """
+    logits = spec.vocab * N_UBATCH * 4
+    scores = n_ctx * N_UBATCH * (2 if flash_attn else spec.n_heads * 4)
+    mlp = N_UBATCH * (2 * spec.intermediate + 4 * spec.hidden) * 4
+    return max(logits, scores + mlp)
+
+
+def estimate(sc: Scenario, ngl: int | None = None) -> EngineEstimate:
+    req, spec = sc.request, sc.spec
+    ollama = req.engine == "ollama"
+    flash = not ollama
+    kv_type = _kv_type(req.kv)
+    n_ctx = req.ctx * req.batch  # parallel sequences share n_ctx in llama.cpp
+    layers = layer_weight_bytes(spec, sc.fmt)
+    n_layers = spec.n_layers
+    embd = named_tensor_bytes(spec, sc.fmt, "token_embd")
+    head_and_norm = layers.get(None, 0) - embd
+    layer_bytes = [layers.get(i, 0) for i in range(n_layers)]
+    compute = compute_buffer_bytes(spec, n_ctx, flash)
+
+    def gpu_bytes(n_gpu: int) -> int:
+        on_gpu = range(n_layers - n_gpu, n_layers)
+        weights = sum(layer_bytes[i] for i in on_gpu) + (head_and_norm if n_gpu == n_layers else 0)
+        return weights + kv_layer_bytes(spec, n_ctx, kv_type, on_gpu)
+
+    per_gpu_budget = sc.gpu_usable_bytes * sc.gpu_count - (compute + GGML_CUDA_OVERHEAD) * sc.gpu_count
+    if ngl is None:
+        ngl = n_layers
+        if gpu_bytes(n_layers) > per_gpu_budget:
+            ngl = max((n for n in range(n_layers + 1) if gpu_bytes(n) <= per_gpu_budget), default=0)
+    on_gpu = range(n_layers - ngl, n_layers)
+    weights_gpu = sum(layer_bytes[i] for i in on_gpu) + (head_and_norm if ngl == n_layers else 0)
+    kv_gpu = kv_layer_bytes(spec, n_ctx, kv_type, on_gpu)
+    cpu_layers = range(0, n_layers - ngl)
+    weights_cpu = embd + sum(layer_bytes[i] for i in cpu_layers) + (
+        head_and_norm if ngl < n_layers else 0)
+    kv_cpu = kv_layer_bytes(spec, n_ctx, kv_type, cpu_layers)
+    ram = weights_cpu + kv_cpu + (compute if ngl < n_layers else 0)
+
+    n = sc.gpu_count
+    est = EngineEstimate(weights_gpu // n, kv_gpu // n, compute if ngl else 0,
+                         GGML_CUDA_OVERHEAD)
+    if ngl < n_layers:
+        est.fits_override = False
+    est.details.update({
+        "n_gpu_layers": ngl, "n_layers": n_layers, "n_ctx": n_ctx, "n_ubatch": N_UBATCH,
+        "flash_attn": flash, "kv_type": {"fp16": "f16", "q8": "q8_0", "q4": "q4_0"}[kv_type],
+        "system_ram_bytes": ram, "token_embd_in_ram_bytes": embd,
+        "full_offload_gpu_bytes": gpu_bytes(n_layers) // n + compute + GGML_CUDA_OVERHEAD,
+    })
+    name = "Ollama" if ollama else "llama.cpp"
+    est.assumptions.append(
+        f"{name}: KV cache for all of n_ctx={n_ctx:,} allocated up front "
+        f"({est.details['kv_type']}), n_ubatch={N_UBATCH}, flash attention "
+        f"{'on' if flash else 'off'}; token embedding kept in system RAM")
+    if req.batch > 1:
+        est.assumptions.append(f"{req.batch} parallel sequences share n_ctx = ctx x batch")
+    if ngl < n_layers:
+        est.warnings.append(
+            f"only {ngl} of {n_layers} layers fit on the GPU; the rest run from system RAM "
+            "(much slower)")
+    return est

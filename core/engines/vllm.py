@@ -1,0 +1,82 @@
+"""vLLM (and SGLang, TGI): pre-allocate a fixed share of the GPU and fill what the weights and
+the profiling run leave with KV-cache blocks.
+
+vLLM: budget = gpu_memory_utilization x total GPU memory (reference m002: 0.9 x 79.22 GiB =
+71.29 GiB "instance can use"); the profiling run pushes max_num_batched_tokens through the model
+to find the activation peak; non-torch memory (CUDA context, NCCL) is subtracted too; the rest
+holds KV blocks of 16 tokens.
+"""
+
+from __future__ import annotations
+
+from core.engines.base import GIB, MIB, EngineEstimate, Scenario
+from core.formats import weight_bytes
+from core.kv import KV_ELEMENT_BYTES, kv_bytes_per_token
+
+BLOCK_TOKENS = 16
+# vLLM V1's default chunked-prefill token budget for online serving.
+MAX_NUM_BATCHED_TOKENS = 8192
+# Sequences the sampler is profiled with (max_num_seqs default).
+MAX_NUM_SEQS = 256
+# Non-torch memory after start-up on one GPU: m106/m107/m111/m113 report 0.13-0.14 GiB,
+# m117 0.24 GiB; with tensor parallelism NCCL buffers add about 2 GiB (m118, m119).
+NON_TORCH_SINGLE = 240 * MIB
+NON_TORCH_TP = 2 * GIB
+# SGLang's default static memory fraction is lower than vLLM's 0.9.
+ENGINE_UTIL = {"vllm": None, "sglang": 0.88, "tgi": None}
+
+
+def profile_activation_bytes(sc: Scenario) -> int:
+    """The profiling run's peak: MLP intermediates for the token budget plus sampler logits."""
+    spec = sc.spec
+    ffn = spec.intermediate
+    if spec.moe is not None:
+        ffn = max(ffn, spec.moe.top_k * _expert_width(sc))
+    act_bytes = 2
+    mlp = MAX_NUM_BATCHED_TOKENS * (3 * ffn / sc.tp + 4 * spec.hidden) * act_bytes
+    logits = MAX_NUM_SEQS * spec.vocab * 4 * 2 / sc.tp
+    return int(mlp + logits)
+
+
+def _expert_width(sc: Scenario) -> int:
+    exps = [t for t in sc.spec.tensors if t.name == "ffn_up_exps"]
+    return exps[0].rows if exps else sc.spec.intermediate
+
+
+def estimate(sc: Scenario) -> EngineEstimate:
+    req, spec = sc.request, sc.spec
+    engine = req.engine or "vllm"
+    util = ENGINE_UTIL.get(engine) or req.util
+    budget = int(util * sc.gpu_memory_bytes)
+    weights = weight_bytes(spec, sc.fmt) // sc.tp
+    act = profile_activation_bytes(sc)
+    non_torch = NON_TORCH_SINGLE if sc.tp == 1 else NON_TORCH_TP
+    kv_type = "fp8" if req.kv in ("fp8", "q8", "q4") else "fp16"
+    per_token = kv_bytes_per_token(spec, kv_type, latent=True) / sc.tp
+    pool = max(0, budget - weights - act - non_torch)
+    blocks = int(pool // (per_token * BLOCK_TOKENS)) if per_token else 0
+    capacity = blocks * BLOCK_TOKENS
+    needed = req.ctx * req.batch
+    est = EngineEstimate(weights, pool, act, non_torch)
+    est.fits_override = (weights + act + non_torch < budget and capacity >= needed
+                         and budget <= sc.gpu_usable_bytes)
+    est.details.update({
+        "budget_bytes": budget, "gpu_memory_utilization": util,
+        "kv_cache_tokens": capacity, "kv_blocks": blocks,
+        "max_concurrency": round(capacity / req.ctx, 2) if req.ctx else None,
+        "one_sequence_fits": capacity >= req.ctx,
+        "kv_bytes_per_token": round(per_token, 1),
+        "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
+    })
+    est.assumptions.append(
+        f"{engine} reserves {util:g} x GPU memory and fills what weights and the profiling run "
+        f"({MAX_NUM_BATCHED_TOKENS:,} batched tokens) leave with KV blocks")
+    if KV_ELEMENT_BYTES[kv_type] == 1.0:
+        est.assumptions.append("KV cache in fp8 (kv_cache_dtype=fp8)")
+    if budget > sc.gpu_usable_bytes:
+        est.warnings.append(
+            f"util={util:g} asks for more than the GPU can allocate; lower util")
+    if capacity < needed:
+        est.warnings.append(
+            f"the KV pool holds {capacity:,} tokens, fewer than ctx x batch = {needed:,}")
+    return est

@@ -1,0 +1,26 @@
+"""The one error family users see. Its message is the sentence shown on every surface."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input or an answer we cannot give: one clear sentence plus, where possible, a hint.
+
+    Adapters render ``message`` and ``hint`` as they are; nothing else of an exception reaches a user.
+    """
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+class ModelNotFound(UserError):
+    """The model text matched nothing we can resolve; ``suggestions`` holds near misses."""
+
+    def __init__(self, message: str, hint: str | None = None, suggestions: list[str] | None = None):
+        super().__init__(message, hint)
+        self.suggestions = suggestions or []

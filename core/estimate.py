@@ -1,0 +1,169 @@
+"""One request in, one Report out: run the engine model, judge the fit, solve for limits and
+suggest the smallest changes that make a "no" a "yes". Pure and synchronous."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from core.engines import exllamav2, llamacpp, transformers, vllm
+from core.engines.base import EngineEstimate, Scenario
+from core.formats import WeightFormat, active_weight_bytes, weight_bytes
+from core.gpus import GpuSelection
+from core.kv import KV_ELEMENT_BYTES, kv_bytes
+from core.quant import QUALITY_ORDER, choose, engine_family, format_from_name
+from core.report import Breakdown, GpuInfo, ModelInfo, Report, Speed, Suggestion
+from core.request import EstimateRequest
+from core.resolve import ResolvedModel
+from core.speed import estimate_speed
+
+ENGINES: dict[str, Callable[[Scenario], EngineEstimate]] = {
+    "hf": transformers.estimate, "vllm": vllm.estimate, "sglang": vllm.estimate,
+    "tgi": vllm.estimate, "llama.cpp": llamacpp.estimate, "ollama": llamacpp.estimate,
+    "exllamav2": exllamav2.estimate,
+}
+TIGHT_FRACTION = 0.10  # under 10% of usable memory left: "tight"
+MAX_CONTEXT_CAP = 10_485_760
+MAX_BATCH_CAP = 4096
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A request bound to its model, GPU, engine and concrete weight format."""
+
+    request: EstimateRequest
+    model: ResolvedModel
+    gpu: GpuSelection
+    engine: str
+    fmt: WeightFormat
+
+    def scenario(self, **changes: object) -> Scenario:
+        req = self.request.model_copy(update=changes) if changes else self.request
+        return Scenario(req, self.model.spec, self.fmt, self.gpu.count, self.gpu.memory_bytes,
+                        self.gpu.usable_bytes)
+
+    def run(self, **changes: object) -> EngineEstimate:
+        req = self.request.model_copy(update=changes) if changes else self.request
+        return ENGINES[self.engine](Scenario(req, self.model.spec, self.fmt, self.gpu.count,
+                                             self.gpu.memory_bytes, self.gpu.usable_bytes))
+
+    def fits(self, est: EngineEstimate) -> bool:
+        if est.fits_override is not None:
+            return est.fits_override
+        return est.total <= self.gpu.usable_bytes
+
+
+def _largest(ok: Callable[[int], bool], low: int, high: int) -> int | None:
+    """Largest n in [low, high] with ok(n), for a monotone ok; None if not even low."""
+    if not ok(low):
+        return None
+    while low < high:
+        mid = (low + high + 1) // 2
+        if ok(mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def max_context(setup: Setup) -> int | None:
+    cap = min(setup.model.spec.max_position or MAX_CONTEXT_CAP, MAX_CONTEXT_CAP)
+    return _largest(lambda n: setup.fits(setup.run(ctx=n, prompt=None)), 1, cap)
+
+
+def max_batch(setup: Setup) -> int | None:
+    return _largest(lambda n: setup.fits(setup.run(batch=n)), 1, MAX_BATCH_CAP)
+
+
+def best_quant(setup: Setup) -> str | None:
+    """The highest-quality format of this engine family that fits, as the user would type it."""
+    for name in QUALITY_ORDER.get(engine_family(setup.engine), ()):
+        fmt = format_from_name(name)
+        if fmt.name == "bf16" and setup.model.spec.dtype == "fp16":
+            fmt = WeightFormat("fp16")
+        trial = Setup(setup.request, setup.model, setup.gpu, setup.engine, fmt)
+        if trial.fits(trial.run()):
+            return name.replace("exl2:", "exl2=")
+    return None
+
+
+def _suggestions(setup: Setup, ctx_max: int | None, batch_max: int | None,
+                 quant: str | None) -> list[Suggestion]:
+    req = setup.request
+    out: list[Suggestion] = []
+
+    def add(change: str, trial: Setup, why: str, **changes: object) -> None:
+        est = trial.run(**changes)
+        out.append(Suggestion(change=change, total_bytes=est.total, fits=trial.fits(est), why=why))
+
+    if quant and quant.replace("exl2=", "exl2:") not in (setup.fmt.name, f"exl2:{setup.fmt.bits}"):
+        fmt = format_from_name(quant.replace("exl2=", "exl2:"))
+        add(quant, Setup(req, setup.model, setup.gpu, setup.engine, fmt),
+            "the best-quality quantization that fits")
+    if ctx_max and ctx_max < req.ctx:
+        add(f"ctx={ctx_max}", setup, "the longest context that fits", ctx=ctx_max, prompt=None)
+    if batch_max and batch_max < req.batch:
+        add(f"batch={batch_max}", setup, "the largest batch that fits", batch=batch_max)
+    cheaper_kv = {"llama.cpp": "q8", "vllm": "fp8", "exllamav2": "q4", "hf": None}
+    kv = cheaper_kv.get(engine_family(setup.engine))
+    if kv and req.kv in ("fp16", "bf16"):
+        add(f"kv={kv}", setup, "a quantized KV cache", kv=kv)
+    more = replace(setup.gpu, count=setup.gpu.count + 1)
+    name = setup.gpu.gpu.name if not setup.gpu.generic else f"{setup.gpu.memory_bytes >> 30}GB"
+    add(f"gpu={setup.gpu.count + 1}x{name}", Setup(req, setup.model, more, setup.engine,
+                                                   setup.fmt), "one more GPU",
+        tp=setup.gpu.count + 1)
+    return [s for s in out if s.fits]
+
+
+def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelection,
+                 notes: tuple[str, ...] = ()) -> Report:
+    spec = model.spec
+    engine, fmt, quant_notes = choose(request, spec, model.quantization)
+    request = request.model_copy(update={"engine": engine})
+    setup = Setup(request, model, gpu, engine, fmt)
+    est = setup.run()
+    fits = setup.fits(est)
+    usable = gpu.usable_bytes
+    headroom = usable - est.total
+    tight = fits and headroom < TIGHT_FRACTION * usable
+    ctx_max = max_context(setup)
+    batch_max = max_batch(setup)
+    quant = best_quant(setup)
+    suggestions = [] if fits and not tight else _suggestions(setup, ctx_max, batch_max, quant)
+
+    kv_type = request.kv if request.kv in KV_ELEMENT_BYTES else "fp16"
+    per_token_kv = kv_bytes(spec, request.ctx, 1, kv_type, latent=engine != "hf",
+                            honor_window=True)
+    speed = estimate_speed(
+        engine=engine, bytes_per_token=active_weight_bytes(spec, fmt) + per_token_kv * request.batch,
+        active_params=spec.active_params, prompt_tokens=request.prompt or request.ctx,
+        batch=request.batch, bandwidth_gbs=gpu.gpu.bandwidth_gbs, tflops=gpu.gpu.tflops_fp16,
+        gpu_count=gpu.count)
+
+    assumptions = [*notes, *model.notes, *quant_notes, *est.assumptions, gpu.usable_note,
+                   *speed.notes]
+    return Report(
+        request=request.model_dump(),
+        model=ModelInfo(id=model.id, source=model.source, params=spec.params,
+                        active_params=spec.active_params, architecture=spec.model_type,
+                        exact_params=model.exact_params, weight_format=fmt.label),
+        gpu=GpuInfo(name=gpu.gpu.name, count=gpu.count, memory_bytes=gpu.memory_bytes,
+                    usable_bytes=usable, usable_note=gpu.usable_note),
+        engine=engine,
+        total_bytes=est.total,
+        breakdown=Breakdown(weights=est.weights, kv_cache=est.kv_cache,
+                            activations=est.activations, overhead=est.overhead),
+        fits=fits,
+        verdict="no" if not fits else ("tight" if tight else "fits"),
+        headroom_bytes=headroom,
+        max_context=ctx_max,
+        max_batch=batch_max,
+        best_quant=quant,
+        suggestions=suggestions,
+        speed=Speed(decode_tokens_per_s=speed.decode_tokens_per_s,
+                    prefill_seconds=speed.prefill_seconds, bound=speed.bound),
+        engine_details={"weights_total_bytes": weight_bytes(spec, fmt), **est.details},
+        assumptions=[a for a in assumptions if a],
+        warnings=est.warnings,
+    )

@@ -1,0 +1,52 @@
+"""KV-cache sizes: what each engine keeps per token, per layer, per sequence."""
+
+from __future__ import annotations
+
+from core.spec import KvLayer, ModelSpec
+
+# Bytes per cached element. q8/q4 are llama.cpp's q8_0 and q4_0 blocks (34 and 18 bytes per
+# 32 values, ggml-common.h); fp8 is vLLM's fp8_e4m3 cache.
+KV_ELEMENT_BYTES = {"fp32": 4.0, "fp16": 2.0, "bf16": 2.0, "fp8": 1.0, "q8": 34 / 32, "q4": 18 / 32}
+
+
+def layer_tokens(layer: KvLayer, ctx: int, honor_window: bool) -> int:
+    if layer.kind == "sliding" and honor_window and layer.window:
+        return min(ctx, layer.window)
+    return ctx
+
+
+def kv_elements(spec: ModelSpec, ctx: int, *, latent: bool, honor_window: bool,
+                layers: range | None = None) -> int:
+    """Cached elements for one sequence of ``ctx`` tokens.
+
+    ``latent``: the engine caches MLA's compressed vector (vLLM, SGLang, llama.cpp) rather than
+    full K and V (transformers). ``honor_window``: sliding-window layers keep only the window.
+    """
+    total = 0
+    for i, layer in enumerate(spec.kv_layers):
+        if layers is not None and i not in layers:
+            continue
+        if layer.kind == "state":
+            total += layer.state_elements
+        elif layer.kind == "latent" and latent:
+            total += layer.latent_width * ctx
+        else:
+            total += (layer.k_width + layer.v_width) * layer_tokens(layer, ctx, honor_window)
+    return total
+
+
+def kv_bytes(spec: ModelSpec, ctx: int, batch: int, kv_type: str, *, latent: bool,
+             honor_window: bool, layers: range | None = None) -> int:
+    elements = kv_elements(spec, ctx, latent=latent, honor_window=honor_window, layers=layers)
+    return int(elements * batch * KV_ELEMENT_BYTES[kv_type])
+
+
+def kv_bytes_per_token(spec: ModelSpec, kv_type: str, *, latent: bool) -> float:
+    """Growth per extra token once windows are full (state layers do not grow)."""
+    per = 0
+    for layer in spec.kv_layers:
+        if layer.kind == "latent" and latent:
+            per += layer.latent_width
+        elif layer.kind in ("full", "latent"):
+            per += layer.k_width + layer.v_width
+    return per * KV_ELEMENT_BYTES[kv_type]

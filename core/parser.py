@@ -1,0 +1,517 @@
+"""The /fits command language: text in, a typed Command out, or one UserError. Pure.
+
+    [/fits] <model> [<quant>] [key=value ...]
+    [/fits] help [topic] | gpus [query] | models <query>
+
+The parser checks syntax and spelling only; models and GPUs are resolved later, so their text is
+kept as typed. ``parse_command`` returns a Command or raises UserError, whatever the input.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from pydantic import ValidationError
+
+from core.errors import UserError
+from core.request import GENERIC_QUANTS, GGUF_PRESETS, PLAIN_QUANTS, EstimateRequest
+from core.units import parse_tokens, quoted
+
+
+@dataclass(frozen=True)
+class EstimateCommand:
+    request: EstimateRequest
+    notes: tuple[str, ...] = ()  # what the parser assumed, for the answer's "assumptions"
+
+
+@dataclass(frozen=True)
+class HelpCommand:
+    topic: str | None = None
+
+
+@dataclass(frozen=True)
+class GpusCommand:
+    query: str = ""
+
+
+@dataclass(frozen=True)
+class ModelsCommand:
+    query: str
+
+
+Command: TypeAlias = EstimateCommand | HelpCommand | GpusCommand | ModelsCommand
+ModelKind = Literal["repo", "size", "name"]
+Quant: TypeAlias = tuple[str, float | None, str | None]  # canonical name, bits, note
+
+MAX_INPUT_CHARS = 2000
+USAGE = (
+    "Usage: /fits <model> [quant] [key=value ...], for example /fits llama-2-7b q4 ctx=8k gpu=4090."
+)
+
+KEY_ALIASES: dict[str, tuple[str, ...]] = {
+    "ctx": ("context", "n_ctx", "num_ctx", "max_model_len", "seq", "seqlen", "seq_len"),
+    "batch": ("bs", "batch_size"),
+    "gpu": ("gpus",),
+    "engine": ("backend",),
+    "kv": ("kv_cache", "kv_cache_dtype"),
+    "util": ("gpu_memory_utilization",),
+    "tp": ("tensor_parallel_size",),
+    "prompt": ("prompt_tokens",),
+    "gen": ("gen_tokens", "max_new_tokens", "max_tokens"),
+    "attn": ("attention", "attn_implementation"),
+    "quant": ("quantization",),
+    "bits": ("bpw",),
+    "exl2": (),
+}
+TRAINING_KEYS = (
+    "mode", "train", "r", "lora_r", "optim", "optimizer", "gc", "zero", "offload", "target",
+)  # fmt: skip
+_KEYS = {alias: key for key, aliases in KEY_ALIASES.items() for alias in (key, *aliases)}
+_ALL_KEYS = frozenset((*_KEYS, *TRAINING_KEYS))
+
+ENGINES = {
+    "hf": "hf", "transformers": "hf", "vllm": "vllm", "llama.cpp": "llama.cpp",
+    "llamacpp": "llama.cpp", "llama-cpp": "llama.cpp", "ollama": "ollama",
+    "exllamav2": "exllamav2", "exllama": "exllamav2", "exl2": "exllamav2", "sglang": "sglang",
+    "tgi": "tgi", "text-generation-inference": "tgi",
+}  # fmt: skip
+KV_TYPES = {
+    "fp16": "fp16", "f16": "fp16", "float16": "fp16", "bf16": "bf16", "bfloat16": "bf16",
+    "fp8": "fp8", "fp8-e4m3": "fp8", "fp8-e5m2": "fp8", "q8": "q8", "q8-0": "q8", "q4": "q4",
+    "q4-0": "q4",
+}  # fmt: skip
+ATTENTION = {
+    "eager": "eager", "sdpa": "sdpa", "flash": "flash", "fa": "flash", "fa2": "flash",
+    "flash-attn": "flash", "flash-attention-2": "flash",
+}  # fmt: skip
+_QUANT_ALIASES = {
+    "float32": "fp32", "float16": "fp16", "half": "fp16", "bfloat16": "bf16", "float8": "fp8",
+    "fp8-e4m3": "fp8", "bnb4": "nf4", "bnb-4bit": "nf4", "bnb8": "int8", "bnb-8bit": "int8",
+    "16bit": "fp16", "32bit": "fp32",
+}  # fmt: skip
+_GGUF_ALIASES = {"Q3_K": "Q3_K_M", "Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M"}  # llama-quantize's aliases
+_BIT_CHOICES = {"gptq": (2, 3, 4, 8), "awq": (4,)}
+_EXL2_BITS = (2.0, 8.0)
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'"})
+_PART = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?", re.ASCII)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)([mbt])", re.ASCII | re.IGNORECASE)
+_HF_URL = re.compile(
+    r"(?:https?://)?(?:www\.)?(?:huggingface\.co|hf\.co)/([^?#]*)(?:[?#].*)?", re.IGNORECASE
+)
+_NBITS = re.compile(r"(\d+)[-_]?bits?", re.ASCII)
+_GPTQ_AWQ = re.compile(r"(gptq|awq)[-_]?(?:int|w)?(\d+)(?:[-_]?bits?|b)?", re.ASCII)
+_EXL2 = re.compile(r"exl2[-_]?(\d+(?:\.\d+)?)[-_]?(?:bpw|bits?|b)?", re.ASCII)
+_BITS_VALUE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(?:bpw|bits?|b)?", re.ASCII | re.IGNORECASE)
+_UTIL = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(%?)", re.ASCII)
+_GPU = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+\-/(),:@]{0,63}", re.ASCII)
+
+
+def parse_command(text: str) -> Command:
+    """Parse one command line. Returns a Command or raises UserError; nothing else escapes."""
+    if len(text) > MAX_INPUT_CHARS:
+        raise UserError(f"That command is too long ({len(text):,} characters, limit 2,000).", USAGE)
+    words = _tokenize(_clean(text))
+    if words and words[0].lower() in ("/fits", "fits"):
+        words = words[1:]
+    if not words:
+        raise UserError("Tell me which model to check.", USAGE)
+    head, rest = words[0].lower(), words[1:]
+    if head in ("help", "?", "-h", "--help", "usage"):
+        topic = _query(rest, "help topic", 40).lower()
+        return HelpCommand(topic or None)
+    if head in ("gpus", "gpu"):
+        return GpusCommand(_query(rest, "GPU search", 100))
+    if head in ("models", "model"):
+        query = _query(rest, "model search", 100)
+        if not query:
+            raise UserError("Say which models to look for.", "For example: /fits models llama.")
+        return ModelsCommand(query)
+    return _estimate(words[0], rest)
+
+
+def _clean(text: str) -> str:
+    """Fold compatibility forms (full-width letters), drop invisible format chars, straighten quotes."""
+    text = unicodedata.normalize("NFKC", text)
+    if len(text) > MAX_INPUT_CHARS:
+        raise UserError("That command is too long (over 2,000 characters).", USAGE)
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").translate(_QUOTES)
+
+
+def _tokenize(text: str) -> list[str]:
+    """Split on whitespace outside quotes, join `key = value`, read `key:value` as `key=value`."""
+    words: list[str] = []
+    word, quote, started = "", "", False
+    for ch in text + " ":
+        if quote:
+            word, quote = (word, "") if ch == quote else (word + ch, quote)
+        elif ch in "\"'`":
+            quote, started = ch, True
+        elif ch.isspace():
+            if started:  # a comma or semicolon after a word is a separator, so it is dropped
+                words.append(word.rstrip(",;"))
+            word, started = "", False
+        else:
+            word, started = word + ch, True
+    if quote:
+        raise UserError("A quote is not closed.", "Close the quote, or leave the quotes out.")
+    joined: list[str] = []
+    for word in filter(None, (_colon_to_equals(w) for w in words)):
+        if joined and (word.startswith("=") or (joined[-1].endswith("=") and "=" not in word)):
+            joined[-1] += word
+        else:
+            joined.append(word)
+    return joined
+
+
+def _colon_to_equals(word: str) -> str:
+    key, colon, value = word.partition(":")
+    if colon and "=" not in word and _key_name(key) in _ALL_KEYS:
+        return f"{key}={value}"
+    return word
+
+
+def _key_name(key: str) -> str:
+    return key.strip().lower().removeprefix("--").replace("-", "_")
+
+
+def _query(words: list[str], what: str, limit: int) -> str:
+    query = " ".join(words).strip()
+    if len(query) > limit or not query.isprintable():
+        raise UserError(
+            f"That {what} is too long or has odd characters.", f"Keep it under {limit} characters."
+        )
+    return query
+
+
+def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
+    notes: list[str] = []
+    model, note = _model(model_word)
+    notes += [note] if note else []
+    options: dict[str, tuple[str, str]] = {}  # canonical key -> (key as typed, value)
+    quants: list[tuple[str, Quant]] = []  # (as typed, parsed)
+    for word in rest:
+        if "=" not in word:
+            quant = _quant(word)
+            if quant is None:
+                raise UserError(f"{quoted(word)} is not a quantization I know.", _stray_hint(word))
+            quants.append((word, quant))
+            continue
+        typed, _, value = word.partition("=")
+        key = _option_key(typed)
+        if key in options:
+            raise UserError(f"The option {key}= is given twice.", "Keep one of them.")
+        value = value.strip()
+        if not value:
+            raise UserError(f"The option {typed.strip()}= needs a value.", USAGE)
+        options[key] = (typed.strip(), value)
+
+    fields: dict[str, Any] = {"model": model}
+    for key, (_, value) in options.items():
+        if key == "quant":
+            quants.append((f"quant={value}", parse_quant(value)))
+        elif key == "exl2":
+            quants.append((f"exl2={value}", ("exl2", _bits_value(value), None)))
+        elif key == "mode":
+            _mode(value)
+        elif key != "bits":
+            fields[key] = _VALUE_PARSERS[key](value)
+    if len(quants) > 1:
+        first, second = (quoted(typed) for typed, _ in quants[:2])
+        raise UserError(
+            f"The quantization is given twice ({first} and {second}).", "Keep one of them."
+        )
+    if quants:
+        fields["quant"], fields["bits"] = _with_bits(quants[0][1], options.get("bits"), notes)
+    elif "bits" in options:
+        raise UserError("The option bits= needs a quantization such as gptq, awq or exl2.", USAGE)
+    if "gpu" not in fields:
+        fields["gpu_given"] = False
+        default = EstimateRequest.model_fields["gpu"].default
+        notes.append(f"No gpu= given, so a {default} GPU is assumed.")
+    try:
+        request = EstimateRequest(**fields)
+    except ValidationError as exc:
+        raise _explain(exc) from None
+    return EstimateCommand(request, tuple(notes))
+
+
+def _option_key(typed: str) -> str:
+    name = _key_name(typed)
+    if name in _KEYS:
+        return _KEYS[name]
+    if name == "mode":  # mode=infer is what we do anyway; mode=train is checked below
+        return "mode"
+    if name in TRAINING_KEYS:
+        raise UserError(
+            f"Training estimates are not available yet, so the option {name}= cannot be used.",
+            f"Drop {name}= for an inference estimate.",
+        )
+    if not name:
+        raise UserError("An option is missing its name before '='.", USAGE)
+    close = difflib.get_close_matches(name, list(_KEYS), n=1)
+    guess = f"Did you mean '{close[0]}'? " if close else ""
+    raise UserError(
+        f"Unknown option {quoted(typed.strip())}.", f"{guess}Options: {', '.join(KEY_ALIASES)}."
+    )
+
+
+def _mode(value: str) -> None:
+    if value.lower() not in ("infer", "inference"):
+        raise UserError(
+            "Training estimates are not available yet, so only mode=infer can be used.",
+            "Drop mode= for an inference estimate.",
+        )
+
+
+def _choice(key: str, table: dict[str, str]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        name = value.lower().replace("_", "-")
+        if name in table:
+            return table[name]
+        close = difflib.get_close_matches(name, list(table), n=1)
+        guess = f"Did you mean '{close[0]}'? " if close else ""
+        choices = ", ".join(dict.fromkeys(table.values()))
+        raise UserError(
+            f"Unknown {key}= value {quoted(value)}.", f"{guess}Choose one of: {choices}."
+        )
+
+    return parse
+
+
+def _util(value: str) -> float:
+    match = _UTIL.fullmatch(value)
+    hint = "Write a fraction such as util=0.9, or a percentage such as util=90%."
+    if match is None:
+        raise UserError(f"Could not read {quoted(value)} as a GPU memory fraction.", hint)
+    number = float(match[1]) / (100 if match[2] else 1)
+    if number > 1:
+        raise UserError(f"util= must be at most 1 (100%), not {quoted(value)}.", hint)
+    return number
+
+
+def _gpu(value: str) -> str:
+    if _GPU.fullmatch(value) is None:
+        raise UserError(
+            f"{quoted(value)} does not look like a GPU or a memory size.",
+            "For example gpu=24GB, gpu=4090, gpu=2x3090 or gpu=a100-80g.",
+        )
+    return value
+
+
+def _tokens(name: str) -> Callable[[str], int]:
+    return lambda value: parse_tokens(value, name=name)
+
+
+_VALUE_PARSERS: dict[str, Callable[[str], object]] = {
+    "ctx": _tokens("context length (ctx=)"),
+    "batch": _tokens("batch size (batch=)"),
+    "tp": _tokens("tensor-parallel size (tp=)"),
+    "prompt": _tokens("prompt length (prompt=)"),
+    "gen": _tokens("generation length (gen=)"),
+    "gpu": _gpu,
+    "engine": _choice("engine", ENGINES),
+    "kv": _choice("kv", KV_TYPES),
+    "attn": _choice("attn", ATTENTION),
+    "util": _util,
+    "mode": _mode,
+}
+
+
+# --- the model ---------------------------------------------------------------------------------
+
+
+def _model(word: str) -> tuple[str, str | None]:
+    """The model text as typed (an hf.co link reduced to its repo id), syntax-checked."""
+    text = word
+    if text.startswith("<") and text.endswith(">"):  # Slack wraps links: <https://...|label>
+        text = text[1:-1].split("|", 1)[0]
+    match = _HF_URL.fullmatch(text)
+    if match:
+        parts = [part for part in match[1].split("/") if part]
+        if not parts or parts[0] in ("datasets", "spaces", "models", "docs", "collections"):
+            raise UserError(
+                f"The link {quoted(text)} is not a model page.",
+                "Link a model, like https://huggingface.co/org/name.",
+            )
+        repo = "/".join(
+            parts[:1] if len(parts) < 2 or parts[1] in ("tree", "blob", "resolve") else parts[:2]
+        )
+        classify_model(repo)
+        return repo, f"Read the link as {repo}."
+    if "://" in text:
+        raise UserError(f"Only huggingface.co links are understood, not {quoted(text)}.", USAGE)
+    if "=" in text:
+        raise UserError("Name the model first, then the options.", USAGE)
+    if "/" not in text and _quant(text) is not None:
+        raise UserError(f"{quoted(text)} is a quantization; name the model first.", USAGE)
+    classify_model(text)
+    return text, None
+
+
+def classify_model(text: str) -> ModelKind:
+    """'repo' (org/name), 'size' (7b, 1.5B, 125m) or 'name' (llama-2-7b); UserError if malformed."""
+    hint = "Use a Hub id like meta-llama/Llama-2-7b-hf, a name like llama-2-7b, or a size like 7b."
+    if ":" in text:
+        raise UserError(
+            f"Model ids have no ':' ({quoted(text)}).",
+            "Give the quantization as its own word: llama3-8b q4.",
+        )
+    parts = text.split("/")
+    if len(parts) > 2:
+        raise UserError(f"A Hub model id has one '/', like org/name, not {quoted(text)}.", hint)
+    for part in parts:
+        if len(part) > 96:
+            raise UserError(
+                f"Each part of a model id can be at most 96 characters ({quoted(part)}).", hint
+            )
+        if _PART.fullmatch(part) is None:
+            raise UserError(
+                f"{quoted(text)} is not a valid model id.",
+                hint + " Ids use letters, digits, '-', '_' and '.'.",
+            )
+        if "--" in part or ".." in part:
+            raise UserError(f"Model ids cannot contain '--' or '..' ({quoted(text)}).", hint)
+    if len(parts) == 2:
+        return "repo"
+    size = _SIZE.fullmatch(text)
+    if size is None:
+        return "name"
+    params = float(size[1]) * {"m": 1e6, "b": 1e9, "t": 1e12}[size[2].lower()]
+    if not 1e6 <= params <= 1e14:
+        raise UserError(
+            f"A model size of {quoted(text)} is out of range.",
+            "Sizes go from 1m to 100t, like 125m, 7b or 1.5t.",
+        )
+    return "size"
+
+
+# --- quantization ------------------------------------------------------------------------------
+
+
+def parse_quant(text: str) -> Quant:
+    """A quantization word in any case -> (canonical name, bits or None, note or None)."""
+    quant = _quant(text)
+    if quant is None:
+        close = difflib.get_close_matches(text.lower(), _QUANT_WORDS, n=1)
+        guess = f"Did you mean '{_CANONICAL[close[0]]}'? " if close else ""
+        raise UserError(f"{quoted(text)} is not a quantization I know.", f"{guess}{_QUANT_LIST}")
+    return quant
+
+
+def _quant(text: str) -> Quant | None:
+    word = text.strip().lower()
+    dashed = word.replace("_", "-")
+    gguf = word.upper().replace("-", "_")
+    if word in PLAIN_QUANTS:
+        return word, None, None
+    if dashed in _QUANT_ALIASES:
+        return _QUANT_ALIASES[dashed], None, f"{quoted(text)} read as {_QUANT_ALIASES[dashed]}."
+    if gguf in GGUF_PRESETS:
+        return gguf, None, None
+    if gguf in _GGUF_ALIASES:
+        return (
+            _GGUF_ALIASES[gguf],
+            None,
+            f"{quoted(text)} is llama.cpp's alias for {_GGUF_ALIASES[gguf]}.",
+        )
+    if word in GENERIC_QUANTS:
+        return word, None, f"'{word}' left for the engine to resolve."
+    if (match := _NBITS.fullmatch(word)) and f"q{match[1]}" in GENERIC_QUANTS:
+        return (
+            f"q{match[1]}",
+            None,
+            f"{quoted(text)} read as q{match[1]}, left for the engine to resolve.",
+        )
+    if match := _GPTQ_AWQ.fullmatch(word):
+        return match[1], float(match[2]), None
+    if match := _EXL2.fullmatch(word):
+        return "exl2", float(match[1]), None
+    return None
+
+
+_QUANT_WORDS = [*PLAIN_QUANTS, *GENERIC_QUANTS, *(p.lower() for p in GGUF_PRESETS), *_QUANT_ALIASES]
+_CANONICAL = {word: quant[0] for word in _QUANT_WORDS if (quant := _quant(word))}
+_QUANT_LIST = "Quantizations: fp16, bf16, fp8, int8, nf4, q8, q4, gptq, awq, exl2=<bpw>, or a GGUF type like Q4_K_M."
+
+
+def _bits_value(value: str) -> float:
+    match = _BITS_VALUE.fullmatch(value)
+    if match is None:
+        raise UserError(
+            f"Could not read {quoted(value)} as bits per weight.",
+            "For example bits=4 or exl2=4.65.",
+        )
+    return float(match[1])
+
+
+def _with_bits(
+    quant: Quant, bits_text: tuple[str, str] | None, notes: list[str]
+) -> tuple[str, float | None]:
+    name, bits, note = quant
+    notes += [note] if note else []
+    if bits_text is not None:
+        if name not in ("gptq", "awq", "exl2"):
+            raise UserError(
+                f"bits= applies only to gptq, awq and exl2, not to {name}.", "Drop bits=."
+            )
+        if bits is not None:
+            raise UserError("The bits per weight are given twice.", "Keep one of them.")
+        bits = _bits_value(bits_text[1])
+    if name == "exl2":
+        if bits is None:
+            bits = 4.0
+            notes.append("exl2 taken as 4.0 bits per weight; write exl2=<bpw> to change it.")
+        low, high = _EXL2_BITS
+        if not low <= bits <= high:
+            raise UserError(
+                f"exl2 needs {low:g} to {high:g} bits per weight, not {bits:g}.",
+                "For example exl2=4.65.",
+            )
+    elif name in _BIT_CHOICES:
+        if bits is None:
+            bits = 4.0
+            notes.append(f"{name} taken as 4-bit; add bits= to change it.")
+        if bits not in _BIT_CHOICES[name]:
+            allowed = ", ".join(map(str, _BIT_CHOICES[name]))
+            raise UserError(
+                f"{name} comes in {allowed} bits, not {bits:g}.", "For example gptq-4bit or awq."
+            )
+    return name, bits
+
+
+def _explain(exc: ValidationError) -> UserError:
+    """The first pydantic error as one sentence about the option the user typed."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else "a value"
+    limits = error.get("ctx") or {}
+    words = {"ge": "at least", "le": "at most", "gt": "more than", "lt": "less than"}
+    for bound, phrase in words.items():
+        if bound in limits:
+            limit = limits[bound]
+            shown = f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
+            return UserError(f"{field}= must be {phrase} {shown}.", USAGE)
+    return UserError(f"The value given for {field}= is not valid.", USAGE)
+
+
+def _stray_hint(word: str) -> str:
+    """What an extra word after the model probably meant."""
+    low = word.lower()
+    if _SIZE.fullmatch(low):
+        return f"Write the model as one word, like llama-{low}, or give only the size {low}."
+    if low.replace("_", "-") in ENGINES:
+        return f"Did you mean engine={low}? Options are written key=value."
+    if re.fullmatch(r"\d+(\.\d+)?\s*(gb|gib|g)", low):
+        return f"Did you mean gpu={word}? Options are written key=value."
+    if re.fullmatch(r"\d+(\.\d+)?[km]", low):
+        return f"Did you mean ctx={word}? Options are written key=value."
+    if low.isascii() and low.isdigit():
+        return f"Did you mean gpu={word} or ctx={word}? Options are written key=value."
+    close = difflib.get_close_matches(low, _QUANT_WORDS, n=1)
+    if close:
+        return f"Did you mean '{_CANONICAL[close[0]]}'? Options are written key=value."
+    return f"{_QUANT_LIST} Options are written key=value."
