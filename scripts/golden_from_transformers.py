@@ -82,7 +82,7 @@ KV_TOKENS = 16
 KV_TOKENS_CHECK = 8
 KV_VOCAB = 512
 # Reduced models above this many parameters get fewer experts, then a narrower FFN.
-KV_PARAM_LIMIT = 300_000_000
+KV_PARAM_LIMIT = 100_000_000
 KV_FFN_WIDTH = 1024
 
 # Keys dropped from every config (at any nesting level) because they must not matter.
@@ -531,9 +531,21 @@ def shape_dump(mid: str, model, rec: dict[str, Any], note: str = "") -> str:
     bufs = persistent_buffers(model)
     if bufs:
         lines.append("")
-        lines.append("# persistent buffers")
+        lines.append("# persistent buffers (not in params; same-shaped per-layer ones collapsed)")
+        seen: dict[tuple[str, str, tuple[int, ...]], list[int]] = {}
         for name, b in bufs:
-            lines.append(f"{name}  {list(b.shape)}")
+            m = _LAYER_RE.match(name)
+            if m:
+                key = (m.group(1), m.group(3), tuple(b.shape))
+                if key not in seen:
+                    seen[key] = []
+                    lines.append(f"{name}  {list(b.shape)}")
+                seen[key].append(int(m.group(2)))
+            else:
+                lines.append(f"{name}  {list(b.shape)}")
+        for (prefix, suffix, _), idxs in seen.items():
+            if len(idxs) > 1:
+                lines.append(f"  ({prefix}.<i>.{suffix} for i in {_ranges(idxs)})")
     return "\n".join(lines) + "\n"
 
 
@@ -647,32 +659,32 @@ def reduced_kv_config(prep: dict[str, Any], full_config) -> tuple[dict[str, Any]
             m = cls(conf)
         return sum(p.numel() for p in m.parameters())
 
+    containers = [(tcfg, tpath)]
+    if isinstance(tcfg.get("ffn_config"), dict):  # dbrx
+        containers.append((tcfg["ffn_config"], tpath + "ffn_config."))
+
+    def present(d: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+        found = [k for k in keys if isinstance(d.get(k), int)]
+        if not found and d is tcfg:
+            found = [k for k in keys if isinstance(getattr(text_full, k, None), int)][:1]
+        return found
+
+    def value(d: dict[str, Any], k: str) -> int:
+        return d[k] if k in d else getattr(text_full, k)
+
     if n_params(cfg) > KV_PARAM_LIMIT:
-        containers = [(tcfg, tpath)]
-        if isinstance(tcfg.get("ffn_config"), dict):
-            containers.append((tcfg["ffn_config"], tpath + "ffn_config."))
+        topk = max([value(d, k) for d, _ in containers for k in present(d, TOPK_KEYS)] + [1])
+        n_group = getattr(text_full, "n_group", None) or 1
+        target = max(8, topk, 2 * n_group)
+        target = int(math.ceil(target / n_group) * n_group)
         for d, path in containers:
-            for ek in EXPERT_KEYS:
-                e = d.get(ek, getattr(text_full, ek, None) if d is tcfg else None)
-                if not isinstance(e, int) or e <= 8:
-                    continue
-                topk = max(
-                    [d.get(k) or getattr(text_full, k, 0) or 0 for k in TOPK_KEYS if d is tcfg]
-                    + [d.get(k) or 0 for k in TOPK_KEYS]
-                )
-                n_group = (getattr(text_full, "n_group", None) or 1) if d is tcfg else 1
-                target = max(8, topk, 2 * n_group)
-                target = int(math.ceil(target / n_group) * n_group)
-                if target < e:
+            for ek in present(d, EXPERT_KEYS):
+                if value(d, ek) > target:
                     put(d, path, ek, target)
     if n_params(cfg) > KV_PARAM_LIMIT:
-        containers = [(tcfg, tpath)]
-        if isinstance(tcfg.get("ffn_config"), dict):
-            containers.append((tcfg["ffn_config"], tpath + "ffn_config."))
         for d, path in containers:
-            for fk in FFN_KEYS:
-                v = d.get(fk, getattr(text_full, fk, None) if d is tcfg else None)
-                if isinstance(v, int) and v > KV_FFN_WIDTH:
+            for fk in present(d, FFN_KEYS):
+                if value(d, fk) > KV_FFN_WIDTH:
                     put(d, path, fk, KV_FFN_WIDTH)
     return cfg, overrides, n
 
@@ -695,10 +707,12 @@ def walk_cache(cache: Any) -> list[dict[str, Any]]:
         for layer in cache.layers:
             found: list[tuple[str, torch.Tensor]] = []
             for attr, val in vars(layer).items():
-                _tensors(val, attr, found)
+                if not attr.startswith("_"):  # skip private scalars like _sliding_window_tensor
+                    _tensors(val, attr, found)
             entry: dict[str, Any] = {"class": type(layer).__name__, "tensors": {}}
             for attr, t in found:
-                entry["tensors"].setdefault(attr, []).append(list(t.shape))
+                if t.dim() > 0:
+                    entry["tensors"].setdefault(attr, []).append(list(t.shape))
             layers.append(entry)
     elif isinstance(cache, list | tuple):  # legacy ((k, v), ...) per layer
         for layer in cache:
@@ -747,10 +761,14 @@ def kv_measure(prep: dict[str, Any], full_config) -> dict[str, Any]:
     torch.manual_seed(0)
     with _quiet(), transformers.initialization.no_init_weights():
         model = cls(config)
-    gen = torch.Generator().manual_seed(0)
+    # Deterministic pseudo-random fill, copied from a small pool (much faster than RNG calls).
+    pool = torch.empty(1 << 20).uniform_(-0.02, 0.02, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         for p in model.parameters():
-            p.uniform_(-0.02, 0.02, generator=gen)
+            flat = p.view(-1)
+            for s in range(0, flat.numel(), pool.numel()):
+                chunk = flat[s : s + pool.numel()]
+                chunk.copy_(pool[: chunk.numel()])
         for _, b in model.named_buffers():
             if b.is_floating_point() and not torch.isfinite(b).all():
                 raise RuntimeError("non-finite buffer after no_init_weights build")

@@ -51,48 +51,38 @@ def compute_buffer_bytes(spec: ModelSpec, n_ctx: int, flash_attn: bool) -> int:
     return max(logits, scores + mlp)
 
 
-def estimate(sc: Scenario, ngl: int | None = None) -> EngineEstimate:
+def estimate(sc: Scenario) -> EngineEstimate:
+    """Memory with every layer on the GPU(s), plus the partial-offload plan when that is too much."""
     req, spec = sc.request, sc.spec
     ollama = req.engine == "ollama"
     flash = not ollama
     kv_type = _kv_type(req.kv)
     n_ctx = req.ctx * req.batch  # parallel sequences share n_ctx in llama.cpp
     layers = layer_weight_bytes(spec, sc.fmt)
-    n_layers = spec.n_layers
+    n_layers, n = spec.n_layers, sc.gpu_count
     embd = named_tensor_bytes(spec, sc.fmt, "token_embd")
     head_and_norm = layers.get(None, 0) - embd
     layer_bytes = [layers.get(i, 0) for i in range(n_layers)]
     compute = compute_buffer_bytes(spec, n_ctx, flash)
 
-    def gpu_bytes(n_gpu: int) -> int:
+    def gpu_bytes(n_gpu: int) -> tuple[int, int]:
+        """(weights, kv) on the GPUs with the last n_gpu layers offloaded."""
         on_gpu = range(n_layers - n_gpu, n_layers)
         weights = sum(layer_bytes[i] for i in on_gpu) + (head_and_norm if n_gpu == n_layers else 0)
-        return weights + kv_layer_bytes(spec, n_ctx, kv_type, on_gpu)
+        return weights, kv_layer_bytes(spec, n_ctx, kv_type, on_gpu)
 
-    per_gpu_budget = sc.gpu_usable_bytes * sc.gpu_count - (compute + GGML_CUDA_OVERHEAD) * sc.gpu_count
-    if ngl is None:
-        ngl = n_layers
-        if gpu_bytes(n_layers) > per_gpu_budget:
-            ngl = max((n for n in range(n_layers + 1) if gpu_bytes(n) <= per_gpu_budget), default=0)
-    on_gpu = range(n_layers - ngl, n_layers)
-    weights_gpu = sum(layer_bytes[i] for i in on_gpu) + (head_and_norm if ngl == n_layers else 0)
-    kv_gpu = kv_layer_bytes(spec, n_ctx, kv_type, on_gpu)
+    weights, kv = gpu_bytes(n_layers)
+    est = EngineEstimate(weights // n, kv // n, compute, GGML_CUDA_OVERHEAD)
+    room = (sc.gpu_usable_bytes - compute - GGML_CUDA_OVERHEAD) * n
+    ngl = max((k for k in range(n_layers + 1) if sum(gpu_bytes(k)) <= room), default=0)
     cpu_layers = range(0, n_layers - ngl)
-    weights_cpu = embd + sum(layer_bytes[i] for i in cpu_layers) + (
-        head_and_norm if ngl < n_layers else 0)
-    kv_cpu = kv_layer_bytes(spec, n_ctx, kv_type, cpu_layers)
-    ram = weights_cpu + kv_cpu + (compute if ngl < n_layers else 0)
-
-    n = sc.gpu_count
-    est = EngineEstimate(weights_gpu // n, kv_gpu // n, compute if ngl else 0,
-                         GGML_CUDA_OVERHEAD)
-    if ngl < n_layers:
-        est.fits_override = False
+    ram = (embd + sum(layer_bytes[i] for i in cpu_layers)
+           + (head_and_norm if ngl < n_layers else 0)
+           + kv_layer_bytes(spec, n_ctx, kv_type, cpu_layers) + (compute if ngl < n_layers else 0))
     est.details.update({
-        "n_gpu_layers": ngl, "n_layers": n_layers, "n_ctx": n_ctx, "n_ubatch": N_UBATCH,
+        "n_layers": n_layers, "n_gpu_layers": ngl, "n_ctx": n_ctx, "n_ubatch": N_UBATCH,
         "flash_attn": flash, "kv_type": {"fp16": "f16", "q8": "q8_0", "q4": "q4_0"}[kv_type],
         "system_ram_bytes": ram, "token_embd_in_ram_bytes": embd,
-        "full_offload_gpu_bytes": gpu_bytes(n_layers) // n + compute + GGML_CUDA_OVERHEAD,
     })
     name = "Ollama" if ollama else "llama.cpp"
     est.assumptions.append(
@@ -102,7 +92,6 @@ def estimate(sc: Scenario, ngl: int | None = None) -> EngineEstimate:
     if req.batch > 1:
         est.assumptions.append(f"{req.batch} parallel sequences share n_ctx = ctx x batch")
     if ngl < n_layers:
-        est.warnings.append(
-            f"only {ngl} of {n_layers} layers fit on the GPU; the rest run from system RAM "
-            "(much slower)")
+        est.details["partial_offload"] = (
+            f"-ngl {ngl}: {ngl} of {n_layers} layers on the GPU, the rest in system RAM")
     return est

@@ -67,6 +67,8 @@ def estimate(sc: Scenario) -> EngineEstimate:
         "one_sequence_fits": capacity >= req.ctx,
         "kv_bytes_per_token": round(per_token, 1),
         "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
+        # The pool always fills the budget; what is left over is KV room beyond ctx x batch.
+        "headroom_bytes": int((capacity - needed) * per_token),
     })
     est.assumptions.append(
         f"{engine} reserves {util:g} x GPU memory and fills what weights and the profiling run "

@@ -1,0 +1,83 @@
+"""Plain-text rendering of a Report, for the terminal (and any surface without rich formatting)."""
+
+from __future__ import annotations
+
+from core.report import Report
+from core.units import format_bytes, format_tokens
+
+BAR_WIDTH = 24
+VERDICT_WORDS = {"fits": "YES", "tight": "YES, but tight", "no": "NO"}
+
+
+def verdict_sentence(report: Report) -> str:
+    """One line: the answer, what it is about, and the numbers behind it."""
+    gpu = report.gpu
+    where = f"{gpu.count} x {gpu.name}" if gpu.count > 1 else gpu.name
+    head = (f"{VERDICT_WORDS[report.verdict]}: {report.model.id} ({report.model.weight_format}) "
+            f"on {where} with {report.engine}")
+    need, have = format_bytes(report.total_bytes), format_bytes(gpu.usable_bytes)
+    per = " per GPU" if gpu.count > 1 else ""
+    if report.fits:
+        return f"{head}: needs {need} of {have}{per}."
+    return f"{head}: needs {need}{per}, but only {have} is usable."
+
+
+def bar(part: int, whole: int, width: int = BAR_WIDTH) -> str:
+    filled = round(width * min(1.0, part / whole)) if whole > 0 else 0
+    return "#" * filled + "." * (width - filled)
+
+
+def breakdown_rows(report: Report) -> list[tuple[str, int]]:
+    b = report.breakdown
+    rows = [("weights", b.weights), ("kv cache", b.kv_cache), ("activations", b.activations),
+            ("gradients", b.gradients), ("optimizer", b.optimizer), ("overhead", b.overhead)]
+    return [(name, value) for name, value in rows if value or name in ("weights", "kv cache")]
+
+
+def limits_line(report: Report) -> str:
+    parts = []
+    if report.max_context:
+        parts.append(f"longest context that fits: {format_tokens(report.max_context)}")
+    if report.max_batch:
+        parts.append(f"largest batch at this ctx: {report.max_batch}")
+    if report.best_quant:
+        parts.append(f"best quant that fits: {report.best_quant}")
+    return "; ".join(parts) or "nothing fits on this GPU, even at the shortest context"
+
+
+def speed_line(report: Report) -> str | None:
+    s = report.speed
+    if s.decode_tokens_per_s is None:
+        return None
+    line = f"about {s.decode_tokens_per_s:g} tokens/s decoding ({s.bound}-bound)"
+    if s.prefill_seconds is not None:
+        prompt = report.request.get("prompt") or report.request.get("ctx")
+        line += f", prompt of {format_tokens(int(str(prompt)))} tokens in {s.prefill_seconds:g} s"
+    return line
+
+
+def render_text(report: Report) -> str:
+    usable = report.gpu.usable_bytes
+    lines = [verdict_sentence(report), ""]
+    for name, value in breakdown_rows(report):
+        lines.append(f"  {name:<12} {format_bytes(value):>10}  {bar(value, usable)}")
+    lines.append(f"  {'total':<12} {format_bytes(report.total_bytes):>10}  "
+                 f"{bar(report.total_bytes, usable)}  of {format_bytes(usable)}")
+    lines += ["", limits_line(report)]
+    if speed := speed_line(report):
+        lines.append(speed)
+    details = report.engine_details
+    if "kv_cache_tokens" in details:
+        lines.append(f"KV cache holds {format_tokens(int(str(details['kv_cache_tokens'])))} tokens "
+                     f"(max concurrency at this ctx: {details.get('max_concurrency')})")
+    if "partial_offload" in details:
+        lines.append(f"Partial offload: {details['partial_offload']}; system RAM needed: "
+                     f"{format_bytes(int(str(details['system_ram_bytes'])))}")
+    if report.suggestions:
+        lines += ["", "To make it fit:"]
+        lines += [f"  {s.change:<24} {format_bytes(s.total_bytes):>10}  ({s.why})"
+                  for s in report.suggestions]
+    if report.warnings:
+        lines += ["", *(f"warning: {w}" for w in report.warnings)]
+    lines += ["", "Assumptions:", *(f"  - {a}" for a in report.assumptions)]
+    return "\n".join(lines)

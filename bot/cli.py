@@ -1,0 +1,92 @@
+"""The `fits` command line: the same command language as the chat surfaces, offline by default.
+
+    fits "meta-llama/Llama-2-7b q4 ctx=4096 gpu=24GB"
+    fits --json "Qwen/Qwen3-8B awq engine=vllm gpu=4090"
+    fits --config ./config.json "my-model q4 gpu=12GB"
+    fits help | fits gpus 4090 | fits models qwen3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from adapters.text import render_text
+from core.answer import estimate_command
+from core.errors import UserError
+from core.gpus import search_gpus
+from core.help import help_text
+from core.parser import EstimateCommand, GpusCommand, HelpCommand, ModelsCommand, parse_command
+from core.snapshot import search
+from core.units import format_bytes
+
+MAX_CONFIG_BYTES = 2_000_000
+EXIT_USER_ERROR = 2
+
+
+def _load_config(path: str) -> dict[str, Any]:
+    file = Path(path)
+    try:
+        if file.stat().st_size > MAX_CONFIG_BYTES:
+            raise UserError(f"{path} is larger than a config.json can be (2 MB).",
+                            "Pass the model's config.json.")
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise UserError(f"There is no file {path}.", "Check the path to config.json.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path} could not be read as JSON ({exc.__class__.__name__}).",
+                        "Pass the model's config.json.") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a JSON object.", "Pass the model's config.json.")
+    return data
+
+
+def _gpus(query: str) -> str:
+    rows = [f"{g.name:<40} {format_bytes(g.memory_bytes):>10}  "
+            f"{g.bandwidth_gbs or 0:>7g} GB/s  {g.tflops_fp16 or 0:>6g} TFLOPS"
+            for g in search_gpus(query, limit=25)]
+    return "\n".join(rows) if rows else f"No GPU matches '{query}'. Try a name such as 4090 or a100."
+
+
+def _models(query: str) -> str:
+    ids = search(query)
+    return "\n".join(ids) if ids else f"No bundled model matches '{query}'."
+
+
+def run(text: str, *, as_json: bool, config: dict[str, Any] | None) -> str:
+    command = parse_command(text)
+    if isinstance(command, HelpCommand):
+        return help_text(command.topic)
+    if isinstance(command, GpusCommand):
+        return _gpus(command.query)
+    if isinstance(command, ModelsCommand):
+        return _models(command.query)
+    assert isinstance(command, EstimateCommand)
+    report = estimate_command(command, config)
+    return report.model_dump_json(indent=2) if as_json else render_text(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fits", description="Can my GPU run this LLM, and how?",
+                                     epilog='Example: fits "meta-llama/Llama-2-7b q4 gpu=24GB"')
+    parser.add_argument("--json", action="store_true", help="print the Report as JSON")
+    parser.add_argument("--config", metavar="FILE", help="estimate a model from its config.json")
+    parser.add_argument("command", nargs="*", help="the /fits command, e.g. 'llama-2-7b q4'")
+    args = parser.parse_args(argv)
+    text = " ".join(args.command) or "help"
+    try:
+        config = _load_config(args.config) if args.config else None
+        print(run(text, as_json=args.json, config=config))
+    except UserError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"hint: {err.hint}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
