@@ -26,8 +26,8 @@ from core.errors import UserError
 
 GIB = 1 << 30
 MIB = 1 << 20
-# What CUDA reports as total is physical minus 256 MiB minus 0.8 %: this fits every measured total
-# in gpus.json within about 0.1 GiB, mostly from below (README "Usable memory").
+# What CUDA reports as total is physical minus 256 MiB minus 0.8 %: never 0.1 GiB above a measured
+# total in gpus.json, at most 0.3 GiB below (README "Usable memory").
 RESERVE_BYTES = 256 * MIB
 RESERVE_FRACTION = 0.008
 ECC_FRACTION = 1 / 16  # GDDR with ECC on: nvidia-smi shows 15360 of 16384 MiB on a T4

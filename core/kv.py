@@ -42,11 +42,14 @@ def kv_bytes(spec: ModelSpec, ctx: int, batch: int, kv_type: str, *, latent: boo
 
 
 def kv_bytes_per_token(spec: ModelSpec, kv_type: str, *, latent: bool) -> float:
-    """Growth per extra token once windows are full (state layers do not grow)."""
+    """Bytes each cached token costs across layers (state layers do not grow with tokens).
+
+    Sliding-window layers count too: a cache's token capacity is quoted for tokens that all
+    still sit inside the window, as vLLM's "GPU KV cache size: N tokens" does."""
     per = 0
     for layer in spec.kv_layers:
         if layer.kind == "latent" and latent:
             per += layer.latent_width
-        elif layer.kind in ("full", "latent"):
+        elif layer.kind in ("full", "latent", "sliding"):
             per += layer.k_width + layer.v_width
     return per * KV_ELEMENT_BYTES[kv_type]

@@ -47,15 +47,30 @@ def gemma(cfg: Config) -> ModelSpec:
     return build_decoder(cfg, "gemma", DecoderLayout(tied_default=True))
 
 
+def _with_layer_types(cfg: Config, full_every: int, full_first: bool = False) -> Config:
+    """Fill `layer_types` for configs from before transformers spelled the pattern out."""
+    if cfg.get("layer_types") or not cfg.get("sliding_window"):
+        return cfg
+    n = int(cfg["num_hidden_layers"])
+    if full_first:  # Gemma 2: even layers slide, odd layers are global
+        kinds = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(n)]
+    else:  # Gemma 3, Cohere 2: every `full_every`-th layer is global
+        kinds = ["full_attention" if (i + 1) % full_every == 0 else "sliding_attention"
+                 for i in range(n)]
+    return {**cfg, "layer_types": kinds}
+
+
 @register("gemma2")
 def gemma2(cfg: Config) -> ModelSpec:
-    return build_decoder(cfg, "gemma2", DecoderLayout(tied_default=True, norms_per_layer=4))
+    return build_decoder(_with_layer_types(cfg, 2, full_first=True), "gemma2",
+                         DecoderLayout(tied_default=True, norms_per_layer=4))
 
 
 @register("gemma3_text")
 def gemma3_text(cfg: Config) -> ModelSpec:
     layout = DecoderLayout(tied_default=True, norms_per_layer=4, qk_norm="head")
-    return build_decoder(cfg, "gemma3_text", layout)
+    pattern = int(get(cfg, "sliding_window_pattern", default=6))
+    return build_decoder(_with_layer_types(cfg, pattern), "gemma3_text", layout)
 
 
 @register("olmo2")
@@ -89,6 +104,8 @@ def cohere(cfg: Config) -> ModelSpec:
         qkv_bias=_bias(cfg), o_bias=_bias(cfg), norms_per_layer=1, tied_default=True,
         qk_norm="per_head" if get(cfg, "use_qk_norm", default=False) else None,
     )
+    if cfg["model_type"] == "cohere2":
+        cfg = _with_layer_types(cfg, int(get(cfg, "sliding_window_pattern", default=4)))
     return build_decoder(cfg, str(cfg["model_type"]), layout)
 
 

@@ -16,6 +16,10 @@ from core.kv import KV_ELEMENT_BYTES, kv_elements
 from core.spec import ModelSpec
 
 N_UBATCH = 512
+# Architectures llama.cpp builds with an iSWA cache; for the others (Mistral v0.1 on the llama
+# architecture) it ignores the window and caches every token.
+ISWA_ARCHS = frozenset({"gemma2", "gemma3", "gemma3_text", "gpt_oss", "cohere2", "llama4",
+                        "llama4_text"})
 
 
 def _kv_type(kv: str) -> str:
@@ -23,16 +27,13 @@ def _kv_type(kv: str) -> str:
 
 
 def kv_layer_bytes(spec: ModelSpec, n_ctx: int, kv_type: str, layers: range) -> int:
-    sliding_ctx = n_ctx
+    iswa = spec.model_type in ISWA_ARCHS
     elements = 0
     for i in layers:
         layer = spec.kv_layers[i] if i < len(spec.kv_layers) else None
-        if layer is None:
-            continue
-        if layer.kind == "sliding" and layer.window:
-            sliding_ctx = min(n_ctx, layer.window + N_UBATCH)
-            elements += (layer.k_width + layer.v_width) * sliding_ctx
-        else:
+        if layer is not None and layer.kind == "sliding" and layer.window and iswa:
+            elements += (layer.k_width + layer.v_width) * min(n_ctx, layer.window + N_UBATCH)
+        elif layer is not None:
             elements += kv_elements(spec, n_ctx, latent=True, honor_window=False,
                                     layers=range(i, i + 1))
     return int(elements * KV_ELEMENT_BYTES[kv_type])

@@ -1,0 +1,79 @@
+"""The `fits` console script as a user runs it: a subprocess, offline, with exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def fits(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True,
+                          env=ENV, timeout=60, check=False)
+
+
+def test_readme_example_answers_offline() -> None:
+    out = fits("meta-llama/Llama-2-7b q4 ctx=4096 gpu=24GB")
+    assert out.returncode == 0, out.stderr
+    first = out.stdout.splitlines()[0]
+    assert first.startswith("YES: meta-llama/Llama-2-7b-hf (Q4_K_M)")
+    assert "weights" in out.stdout and "kv cache" in out.stdout
+    assert "Assumptions:" in out.stdout
+
+
+def test_json_report_has_the_design_keys() -> None:
+    out = fits("--json", "meta-llama/Llama-2-7b q4 ctx=4096 gpu=24GB")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    for key in ("request", "model", "gpu", "total_bytes", "breakdown", "fits", "headroom_bytes",
+                "max_context", "max_batch", "suggestions", "speed", "engine_details",
+                "assumptions", "warnings"):
+        assert key in report
+    assert report["model"]["source"] == "snapshot"
+    assert report["model"]["params"] == 6_738_415_616
+    assert set(report["breakdown"]) == {"weights", "kv_cache", "activations", "gradients",
+                                        "optimizer", "overhead"}
+    assert report["total_bytes"] == sum(report["breakdown"].values())
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("lama-2-7b q4", "does not know the model"),
+        ("llama-2-7b q4 ctx=lots", "ctx"),
+        ("llama-2-7b q4 frobnicate=3", "Unknown option"),
+        ("llama-2-7b q4 gpu=banana", "banana"),
+    ],
+)
+def test_bad_input_is_one_sentence_exit_2_no_traceback(command: str, message: str) -> None:
+    out = fits(command)
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert len(lines) <= 2
+
+
+def test_help_gpus_and_models_commands() -> None:
+    assert "/fits <model>" in fits("help").stdout
+    assert "4090" in fits("gpus", "4090").stdout
+    assert "Qwen/Qwen3-8B" in fits("models", "qwen3-8b").stdout
+
+
+def test_uploaded_config_file(tmp_path) -> None:
+    config = {"model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16,
+              "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 8192,
+              "vocab_size": 128256, "tie_word_embeddings": True}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    out = fits("--json", "--config", str(path), "my-model bf16 gpu=8GB")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["model"]["source"] == "config"
+    assert report["model"]["params"] == 1_235_814_400  # Llama-3.2-1B's exact count

@@ -1,0 +1,165 @@
+"""The estimator through its real path: command text -> parser -> snapshot -> GPU -> Report."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.architectures import build_spec
+from core.kv import kv_bytes_per_token
+from core.resolve import resolve_offline
+from tests.conftest import run_command
+
+GIB = 1 << 30
+
+
+def spec_of(model: str):
+    return resolve_offline(model).spec
+
+
+@pytest.mark.parametrize(
+    ("model", "per_token"),
+    [
+        ("meta-llama/Llama-2-7b-hf", 32 * 2 * 32 * 128 * 2),  # MHA: 512 KiB per token
+        ("meta-llama/Meta-Llama-3-8B", 32 * 2 * 8 * 128 * 2),  # GQA 8: 128 KiB, 4x less
+        ("mistralai/Mistral-7B-Instruct-v0.2", 32 * 2 * 8 * 128 * 2),
+        ("tiiuae/falcon-7b", 32 * 2 * 1 * 64 * 2),  # MQA
+    ],
+)
+def test_kv_bytes_per_token_follow_kv_heads(model: str, per_token: int) -> None:
+    assert kv_bytes_per_token(spec_of(model), "fp16", latent=False) == per_token
+
+
+def test_mla_caches_the_latent_in_vllm_and_full_kv_in_transformers() -> None:
+    spec = spec_of("deepseek-ai/DeepSeek-V3")
+    # 61 layers x (kv_lora_rank 512 + rope 64) x 2 bytes
+    assert kv_bytes_per_token(spec, "fp16", latent=True) == 61 * 576 * 2
+    # 128 heads x (K 192 + V 128) per layer in transformers
+    assert kv_bytes_per_token(spec, "fp16", latent=False) == 61 * 128 * (192 + 128) * 2
+
+
+def test_sliding_window_layers_stop_growing_where_the_engine_honours_it() -> None:
+    short = run_command("google/gemma-2-9b bf16 ctx=4096 gpu=80GB")
+    long = run_command("google/gemma-2-9b bf16 ctx=8192 gpu=80GB")
+    # Half of Gemma 2's layers slide over 4,096 tokens: doubling ctx grows the cache 1.5x.
+    assert long.breakdown.kv_cache == pytest.approx(1.5 * short.breakdown.kv_cache, rel=0.01)
+
+
+def test_mistral_v01_window_is_honoured_by_transformers_but_not_llama_cpp() -> None:
+    hf = run_command("mistralai/Mistral-7B-v0.1 fp16 ctx=8192 gpu=80GB")
+    cpp = run_command("mistralai/Mistral-7B-v0.1 Q8_0 ctx=8192 gpu=80GB")
+    assert hf.breakdown.kv_cache == 4096 * 131072
+    assert cpp.breakdown.kv_cache == 8192 * 131072
+
+
+def test_moe_decodes_from_active_experts_only() -> None:
+    report = run_command("mistralai/Mixtral-8x7B-v0.1 Q4_K_M gpu=a100-80g")
+    assert report.model.params == 46_702_792_704
+    assert report.model.active_params < report.model.params * 0.3
+    dense = run_command("Qwen/Qwen2.5-32B Q4_K_M gpu=a100-80g")
+    # A 47B MoE with 13B active decodes faster than a dense 32B model.
+    assert report.speed.decode_tokens_per_s > dense.speed.decode_tokens_per_s
+
+
+def test_tied_embeddings_are_counted_once() -> None:
+    spec = spec_of("google/gemma-2-2b")
+    assert spec.tied_embeddings
+    assert not any(t.name == "output" and t.kind == "linear" for t in spec.tensors)
+
+
+def test_bitsandbytes_keeps_head_and_embeddings_in_16_bit() -> None:
+    fp16 = run_command("meta-llama/Llama-2-7b-hf fp16 gpu=80GB").breakdown.weights
+    nf4 = run_command("meta-llama/Llama-2-7b-hf nf4 gpu=80GB").breakdown.weights
+    embed_and_head = 2 * 32000 * 4096 * 2
+    # 4-bit linears cost ~4.5 bits; embeddings and head stay 16-bit.
+    linear_params = 6_738_415_616 - 2 * 32000 * 4096
+    assert nf4 == pytest.approx(embed_and_head + linear_params * 4.5 / 8, rel=0.01)
+    assert nf4 < fp16 / 3
+
+
+def test_verdict_and_headroom_are_consistent() -> None:
+    yes = run_command("meta-llama/Llama-2-7b q4 ctx=4096 gpu=24GB")
+    assert yes.fits and yes.verdict == "fits"
+    assert yes.headroom_bytes == yes.gpu.usable_bytes - yes.total_bytes
+    no = run_command("meta-llama/Llama-2-13b-hf fp16 gpu=12GB")
+    assert not no.fits and no.verdict == "no" and no.headroom_bytes < 0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "meta-llama/Llama-2-13b-hf fp16 gpu=24GB",
+        "meta-llama/Meta-Llama-3-8B Q8_0 ctx=131072 gpu=4090",
+        "Qwen/Qwen2.5-7B-Instruct bf16 engine=vllm ctx=32k batch=16 gpu=4090",
+        "meta-llama/Llama-3.1-70B q4 gpu=4090",
+    ],
+)
+def test_every_suggestion_really_fits_when_applied(command: str) -> None:
+    report = run_command(command)
+    assert not report.fits
+    applicable = [s for s in report.suggestions if not s.change.startswith("-ngl")]
+    assert applicable, "a 'no' should come with at least one change that fits"
+    for suggestion in applicable:
+        key = suggestion.change.split("=", 1)[0]
+        words = [w for w in command.split() if not w.startswith(f"{key}=")]
+        if "=" not in suggestion.change or key == "exl2":  # a quantization
+            words = [words[0], suggestion.change, *[w for w in words[2:]]]
+        else:
+            words.append(suggestion.change)
+        applied = run_command(" ".join(words))
+        assert applied.fits, f"{suggestion.change} did not fit: {applied.total_bytes}"
+
+
+def test_max_context_is_the_boundary() -> None:
+    report = run_command("meta-llama/Llama-3.1-8B Q8_0 ctx=8192 gpu=12GB")
+    limit = report.max_context
+    assert limit is not None and 8192 < limit < report.request["ctx"] * 64
+    assert run_command(f"meta-llama/Llama-3.1-8B Q8_0 ctx={limit} gpu=12GB").fits
+    assert not run_command(f"meta-llama/Llama-3.1-8B Q8_0 ctx={limit + 1} gpu=12GB").fits
+
+
+def test_max_batch_is_the_boundary() -> None:
+    report = run_command("meta-llama/Llama-2-7b-hf fp16 ctx=4096 gpu=24GB")
+    limit = report.max_batch
+    assert limit is not None and limit >= 1
+    assert run_command(f"meta-llama/Llama-2-7b-hf fp16 ctx=4096 batch={limit} gpu=24GB").fits
+    assert not run_command(f"meta-llama/Llama-2-7b-hf fp16 ctx=4096 batch={limit + 1} gpu=24GB").fits
+
+
+def test_vllm_reports_kv_capacity_and_concurrency() -> None:
+    report = run_command("meta-llama/Meta-Llama-3-8B bf16 engine=vllm ctx=8192 gpu=h100")
+    details = report.engine_details
+    tokens = int(details["kv_cache_tokens"])
+    # The pool is what util x memory leaves after weights, activations and non-torch memory.
+    assert tokens * 131072 <= report.breakdown.kv_cache < (tokens + 16) * 131072
+    assert details["max_concurrency"] == pytest.approx(tokens / 8192, abs=0.01)
+    assert details["one_sequence_fits"] is True
+
+
+def test_llama_cpp_partial_offload_plan() -> None:
+    report = run_command("meta-llama/Llama-3.1-70B Q4_K_M gpu=rtx-3060 ctx=4096")
+    details = report.engine_details
+    assert not report.fits
+    assert 0 < int(details["n_gpu_layers"]) < 80
+    assert int(details["system_ram_bytes"]) > 20 * GIB
+
+
+def test_size_only_models_are_llama_shaped_and_marked_approximate() -> None:
+    report = run_command("7b q4 gpu=8GB")
+    assert report.model.source == "size"
+    assert not report.model.exact_params
+    assert report.model.params == pytest.approx(7e9, rel=0.05)
+    assert any("only a size was given" in a for a in report.assumptions)
+
+
+def test_unknown_architecture_gets_a_marked_generic_estimate() -> None:
+    spec = build_spec({"model_type": "brand_new", "hidden_size": 2048, "num_hidden_layers": 24,
+                       "num_attention_heads": 16, "vocab_size": 32000})
+    assert spec.approximate
+    assert any("brand_new" in note for note in spec.notes)
+
+
+def test_pre_quantized_checkpoints_default_to_their_own_format() -> None:
+    report = run_command("Qwen/Qwen3-30B-A3B-FP8 engine=vllm gpu=h100")
+    assert report.model.weight_format == "fp8"
+    report = run_command("openai/gpt-oss-20b engine=vllm gpu=h100")
+    assert report.model.weight_format == "mxfp4"
