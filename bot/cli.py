@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from adapters.text import render_text
-from core.answer import estimate_command
 from core.errors import UserError
-from core.gpus import search_gpus
 from core.help import help_text
 from core.parser import EstimateCommand, GpusCommand, HelpCommand, ModelsCommand, parse_command
-from core.snapshot import search
 from core.units import format_bytes
 
 MAX_CONFIG_BYTES = 2_000_000
@@ -45,6 +42,8 @@ def _load_config(path: str) -> dict[str, Any]:
 
 
 def _gpus(query: str) -> str:
+    from core.gpus import search_gpus
+
     rows = [f"{g.name:<40} {format_bytes(g.memory_bytes):>10}  "
             f"{g.bandwidth_gbs or 0:>7g} GB/s  {g.tflops_fp16 or 0:>6g} TFLOPS"
             for g in search_gpus(query, limit=25)]
@@ -52,6 +51,8 @@ def _gpus(query: str) -> str:
 
 
 def _models(query: str) -> str:
+    from core.snapshot import search
+
     ids = search(query)
     return "\n".join(ids) if ids else f"No bundled model matches '{query}'."
 
@@ -65,6 +66,10 @@ def run(text: str, *, as_json: bool, config: dict[str, Any] | None) -> str:
     if isinstance(command, ModelsCommand):
         return _models(command.query)
     assert isinstance(command, EstimateCommand)
+    # The estimator and the renderer load only when an estimate is asked for.
+    from adapters.text import render_text
+    from core.answer import estimate_command
+
     report = estimate_command(command, config)
     return report.model_dump_json(indent=2) if as_json else render_text(report)
 
@@ -80,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _load_config(args.config) if args.config else None
         print(run(text, as_json=args.json, config=config))
+    except BrokenPipeError:  # `fits ... | head`: the reader left; nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 0
     except UserError as err:
         print(f"error: {err.message}", file=sys.stderr)
         if err.hint:

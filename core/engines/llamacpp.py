@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from core.engines.base import GGML_CUDA_OVERHEAD, EngineEstimate, Scenario
 from core.formats import layer_weight_bytes, named_tensor_bytes
-from core.kv import KV_ELEMENT_BYTES, kv_elements
+from core.kv import KV_ELEMENT_BYTES
 from core.spec import ModelSpec
 
 N_UBATCH = 512
@@ -26,16 +26,30 @@ def _kv_type(kv: str) -> str:
     return {"bf16": "fp16", "fp8": "q8"}.get(kv, kv)
 
 
+def _kv_elements_by_layer(spec: ModelSpec, n_ctx: int) -> list[int]:
+    """Cached elements per layer for n_ctx tokens, as llama.cpp lays the cache out."""
+    key = ("llamacpp_kv", n_ctx)
+    cached = spec.memo.get(key)
+    if cached is None:
+        iswa = spec.model_type in ISWA_ARCHS
+        cached = []
+        for layer in spec.kv_layers:
+            if layer.kind == "sliding" and layer.window and iswa:
+                cached.append((layer.k_width + layer.v_width) * min(n_ctx, layer.window + N_UBATCH))
+            elif layer.kind == "state":
+                cached.append(layer.state_elements)
+            elif layer.kind == "latent":
+                cached.append(layer.latent_width * n_ctx)
+            else:
+                cached.append((layer.k_width + layer.v_width) * n_ctx)
+        if len(spec.memo) < 4096:
+            spec.memo[key] = cached
+    return cached  # type: ignore[return-value]
+
+
 def kv_layer_bytes(spec: ModelSpec, n_ctx: int, kv_type: str, layers: range) -> int:
-    iswa = spec.model_type in ISWA_ARCHS
-    elements = 0
-    for i in layers:
-        layer = spec.kv_layers[i] if i < len(spec.kv_layers) else None
-        if layer is not None and layer.kind == "sliding" and layer.window and iswa:
-            elements += (layer.k_width + layer.v_width) * min(n_ctx, layer.window + N_UBATCH)
-        elif layer is not None:
-            elements += kv_elements(spec, n_ctx, latent=True, honor_window=False,
-                                    layers=range(i, i + 1))
+    per_layer = _kv_elements_by_layer(spec, n_ctx)
+    elements = sum(per_layer[i] for i in layers if i < len(per_layer))
     return int(elements * KV_ELEMENT_BYTES[kv_type])
 
 
@@ -61,21 +75,28 @@ def estimate(sc: Scenario) -> EngineEstimate:
     n_ctx = req.ctx * req.batch  # parallel sequences share n_ctx in llama.cpp
     layers = layer_weight_bytes(spec, sc.fmt)
     n_layers, n = spec.n_layers, sc.gpu_count
-    embd = named_tensor_bytes(spec, sc.fmt, "token_embd")
+    embd = named_tensor_bytes(spec, sc.fmt, "token_embd")  # memoized per format
     head_and_norm = layers.get(None, 0) - embd
     layer_bytes = [layers.get(i, 0) for i in range(n_layers)]
     compute = compute_buffer_bytes(spec, n_ctx, flash)
 
-    def gpu_bytes(n_gpu: int) -> tuple[int, int]:
-        """(weights, kv) on the GPUs with the last n_gpu layers offloaded."""
-        on_gpu = range(n_layers - n_gpu, n_layers)
-        weights = sum(layer_bytes[i] for i in on_gpu) + (head_and_norm if n_gpu == n_layers else 0)
-        return weights, kv_layer_bytes(spec, n_ctx, kv_type, on_gpu)
+    kv_per_layer = _kv_elements_by_layer(spec, n_ctx)
+    kv_scale = KV_ELEMENT_BYTES[kv_type]
+    # suffix[k]: bytes of the last k layers (weights + cache), what -ngl k puts on the GPUs
+    suffix = [0] * (n_layers + 1)
+    for k in range(1, n_layers + 1):
+        i = n_layers - k
+        kv_i = kv_per_layer[i] if i < len(kv_per_layer) else 0
+        suffix[k] = suffix[k - 1] + layer_bytes[i] + int(kv_i * kv_scale)
 
-    weights, kv = gpu_bytes(n_layers)
+    def gpu_total(n_gpu: int) -> int:
+        return suffix[n_gpu] + (head_and_norm if n_gpu == n_layers else 0)
+
+    weights = sum(layer_bytes) + head_and_norm
+    kv = kv_layer_bytes(spec, n_ctx, kv_type, range(n_layers))
     est = EngineEstimate(weights // n, kv // n, compute, GGML_CUDA_OVERHEAD)
     room = (sc.gpu_usable_bytes - compute - GGML_CUDA_OVERHEAD) * n
-    ngl = max((k for k in range(n_layers + 1) if sum(gpu_bytes(k)) <= room), default=0)
+    ngl = max((k for k in range(n_layers + 1) if gpu_total(k) <= room), default=0)
     cpu_layers = range(0, n_layers - ngl)
     ram = (embd + sum(layer_bytes[i] for i in cpu_layers)
            + (head_and_norm if ngl < n_layers else 0)
