@@ -5,14 +5,12 @@
 - engine estimate: one memory estimate for a resolved model and GPU (Setup.run)
 - parse+resolve+estimate: command text to an engine estimate on a bundled model
 - full report: the above plus max context/batch, best quant and suggestions (what surfaces show)
-- CLI start-up: `python -m bot help` wall time in a fresh process
+(CLI start-up is bench/startup.py.)
 """
 
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
@@ -62,15 +60,6 @@ def full_report(text: str) -> object:
     return estimate_command(command)
 
 
-def cli_startup(runs: int = 10) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bot", "help"], check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     print(f"{'command':<66} {'estimate':>10} {'parse+res+est':>14} {'full report':>12}")
     for text in COMMANDS:
@@ -79,7 +68,6 @@ def main() -> None:
         pre = per_call(lambda t=text: parse_resolve_estimate(t), 500)
         full = per_call(lambda t=text: full_report(t), 20)
         print(f"{text:<66} {est * 1e6:>8.1f}us {pre * 1e6:>12.1f}us {full * 1e3:>10.2f}ms")
-    print(f"CLI start-up (python -m bot help, median of 10): {cli_startup() * 1e3:.0f} ms")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.request import GGUF_PRESETS
+from core.vocabulary import GGUF_PRESETS
 
 USAGE = "/fits <model> [quant] [key=value ...]"
 

@@ -14,13 +14,16 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from core.errors import UserError
-from core.request import GENERIC_QUANTS, GGUF_PRESETS, PLAIN_QUANTS, EstimateRequest
 from core.units import parse_tokens, quoted
+from core.vocabulary import GENERIC_QUANTS, GGUF_PRESETS, PLAIN_QUANTS
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from core.request import EstimateRequest
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,11 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
         fields["quant"], fields["bits"] = _with_bits(quants[0][1], options.get("bits"), notes)
     elif "bits" in options:
         raise UserError("The option bits= needs a quantization such as gptq, awq or exl2.", USAGE)
+    # pydantic loads here, not at import: `fits help` and `fits gpus` never build a request.
+    from pydantic import ValidationError
+
+    from core.request import EstimateRequest
+
     if "gpu" not in fields:
         fields["gpu_given"] = False
         default = EstimateRequest.model_fields["gpu"].default

@@ -29,22 +29,23 @@ def _kv_type(kv: str) -> str:
 def _kv_elements_by_layer(spec: ModelSpec, n_ctx: int) -> list[int]:
     """Cached elements per layer for n_ctx tokens, as llama.cpp lays the cache out."""
     key = ("llamacpp_kv", n_ctx)
-    cached = spec.memo.get(key)
-    if cached is None:
-        iswa = spec.model_type in ISWA_ARCHS
-        cached = []
-        for layer in spec.kv_layers:
-            if layer.kind == "sliding" and layer.window and iswa:
-                cached.append((layer.k_width + layer.v_width) * min(n_ctx, layer.window + N_UBATCH))
-            elif layer.kind == "state":
-                cached.append(layer.state_elements)
-            elif layer.kind == "latent":
-                cached.append(layer.latent_width * n_ctx)
-            else:
-                cached.append((layer.k_width + layer.v_width) * n_ctx)
-        if len(spec.memo) < 4096:
-            spec.memo[key] = cached
-    return cached  # type: ignore[return-value]
+    memo = spec.memo.get(key)
+    if isinstance(memo, list):
+        return memo
+    iswa = spec.model_type in ISWA_ARCHS
+    cached: list[int] = []
+    for layer in spec.kv_layers:
+        if layer.kind == "sliding" and layer.window and iswa:
+            cached.append((layer.k_width + layer.v_width) * min(n_ctx, layer.window + N_UBATCH))
+        elif layer.kind == "state":
+            cached.append(layer.state_elements)
+        elif layer.kind == "latent":
+            cached.append(layer.latent_width * n_ctx)
+        else:
+            cached.append((layer.k_width + layer.v_width) * n_ctx)
+    if len(spec.memo) < 4096:  # bounded: ctx varies freely while solving
+        spec.memo[key] = cached
+    return cached
 
 
 def kv_layer_bytes(spec: ModelSpec, n_ctx: int, kv_type: str, layers: range) -> int:
