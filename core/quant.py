@@ -117,7 +117,7 @@ def choose(req: EstimateRequest, spec: ModelSpec,
     if family == "llama.cpp" and not is_gguf(quant):
         raise UserError(f"{engine} loads GGUF files, not {quant}.",
                         "Use a GGUF type such as Q4_K_M or Q8_0, or another engine.")
-    if family == "exllamav2" and quant != "exl2":
+    if family == "exllamav2" and quant not in ("exl2", "gptq"):
         raise UserError(f"ExLlamaV2 loads EXL2 (and GPTQ) weights, not {quant}.",
                         "Use exl2=4.0 or another engine.")
     if quant in ("nf4", "fp4", "int8") and family == "vllm":
