@@ -145,7 +145,7 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
     suggestions = [] if fits and not tight else _suggestions(setup, ctx_max, batch_max, quant)
 
     kv_type = request.kv if request.kv in KV_ELEMENT_BYTES else "fp16"
-    per_token_kv = kv_bytes(spec, request.ctx, 1, kv_type, latent=engine != "hf",
+    per_token_kv = kv_bytes(spec, request.ctx, 1, kv_type, latent=True,
                             honor_window=True)
     speed = estimate_speed(
         engine=engine, bytes_per_token=active_weight_bytes(spec, fmt) + per_token_kv * request.batch,

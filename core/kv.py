@@ -16,11 +16,11 @@ def layer_tokens(layer: KvLayer, ctx: int, honor_window: bool) -> int:
 
 
 def kv_elements(spec: ModelSpec, ctx: int, *, latent: bool, honor_window: bool,
-                layers: range | None = None) -> int:
+                layers: range | None = None, transformers: bool = False) -> int:
     """Cached elements for one sequence of ``ctx`` tokens.
 
-    ``latent``: the engine caches MLA's compressed vector (vLLM, SGLang, llama.cpp) rather than
-    full K and V (transformers). ``honor_window``: sliding-window layers keep only the window.
+    ``latent``: the engine caches MLA's compressed vector rather than full K and V (every engine
+    fits models does today; transformers switched in v5). ``honor_window``: sliding-window layers keep only the window.
     """
     total = 0
     for i, layer in enumerate(spec.kv_layers):
@@ -29,15 +29,18 @@ def kv_elements(spec: ModelSpec, ctx: int, *, latent: bool, honor_window: bool,
         if layer.kind == "state":
             total += layer.state_elements
         elif layer.kind == "latent" and latent:
-            total += layer.latent_width * ctx
+            total += (layer.latent_width + layer.extra_width) * ctx
         else:
-            total += (layer.k_width + layer.v_width) * layer_tokens(layer, ctx, honor_window)
+            kv = (layer.k_width + layer.v_width) * (layer.hf_expand if transformers else 1)
+            width = kv + layer.extra_width + layer.cross_width
+            total += width * layer_tokens(layer, ctx, honor_window)
     return total
 
 
 def kv_bytes(spec: ModelSpec, ctx: int, batch: int, kv_type: str, *, latent: bool,
-             honor_window: bool, layers: range | None = None) -> int:
-    elements = kv_elements(spec, ctx, latent=latent, honor_window=honor_window, layers=layers)
+             honor_window: bool, layers: range | None = None, transformers: bool = False) -> int:
+    elements = kv_elements(spec, ctx, latent=latent, honor_window=honor_window, layers=layers,
+                           transformers=transformers)
     return int(elements * batch * KV_ELEMENT_BYTES[kv_type])
 
 
@@ -49,7 +52,7 @@ def kv_bytes_per_token(spec: ModelSpec, kv_type: str, *, latent: bool) -> float:
     per = 0
     for layer in spec.kv_layers:
         if layer.kind == "latent" and latent:
-            per += layer.latent_width
+            per += layer.latent_width + layer.extra_width
         elif layer.kind in ("full", "latent", "sliding"):
-            per += layer.k_width + layer.v_width
+            per += layer.k_width + layer.v_width + layer.extra_width + layer.cross_width
     return per * KV_ELEMENT_BYTES[kv_type]

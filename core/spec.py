@@ -9,8 +9,8 @@ from typing import Literal
 from core.tensors import Tensor
 
 # full: caches K and V for every token; sliding: caches at most `window` tokens where the engine
-# supports it; latent: MLA, caches one compressed vector (vLLM, SGLang, llama.cpp) but full K/V in
-# transformers; state: a fixed-size recurrent state (linear attention, Mamba) that does not grow.
+# supports it; latent: MLA, caches one compressed vector per token (kv_lora_rank + rope dim:
+# vLLM, SGLang, llama.cpp, and transformers since v5, which stores them as K and V); state: a fixed-size recurrent state (linear attention, Mamba) that does not grow.
 KvLayerKind = Literal["full", "sliding", "latent", "state"]
 
 
@@ -24,6 +24,11 @@ class KvLayer:
     window: int | None = None  # sliding layers: tokens kept
     latent_width: int = 0  # MLA: kv_lora_rank + rope dim, what latent-cache engines store
     state_elements: int = 0  # 'state' layers: fixed elements per sequence
+    extra_width: int = 0  # other per-token cache, e.g. DeepSeek-V3.2's indexer keys
+    cross_width: int = 0  # encoder-decoder: cross-attention K/V per encoder token
+    # transformers' Falcon (new decoder architecture) expands K/V to every query head before it
+    # caches them; other engines keep only the KV heads.
+    hf_expand: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,12 +29,12 @@ def test_kv_bytes_per_token_follow_kv_heads(model: str, per_token: int) -> None:
     assert kv_bytes_per_token(spec_of(model), "fp16", latent=False) == per_token
 
 
-def test_mla_caches_the_latent_in_vllm_and_full_kv_in_transformers() -> None:
+def test_mla_caches_the_latent_not_per_head_keys_and_values() -> None:
     spec = spec_of("deepseek-ai/DeepSeek-V3")
-    # 61 layers x (kv_lora_rank 512 + rope 64) x 2 bytes
+    # 61 layers x (kv_lora_rank 512 + rope 64) x 2 bytes, against 128 heads x (192 + 128)
+    # that a per-head cache would hold: 71x less.
     assert kv_bytes_per_token(spec, "fp16", latent=True) == 61 * 576 * 2
-    # 128 heads x (K 192 + V 128) per layer in transformers
-    assert kv_bytes_per_token(spec, "fp16", latent=False) == 61 * 128 * (192 + 128) * 2
+    assert kv_bytes_per_token(spec, "fp16", latent=False) == 61 * 576 * 2
 
 
 def test_sliding_window_layers_stop_growing_where_the_engine_honours_it() -> None:

@@ -103,7 +103,11 @@ def falcon(cfg: Config) -> ModelSpec:
     norms = 2 if fcfg["_falcon_new_arch"] or not parallel else 1
     layout = DecoderLayout(qkv_bias=bias, o_bias=bias, mlp_bias=bias, gated_mlp=False,
                            fused_qkv=True, norm_bias=True, norms_per_layer=norms, tied_default=True)
-    return build_decoder(fcfg, "falcon", layout)
+    spec = build_decoder(fcfg, "falcon", layout)
+    if fcfg["_falcon_new_arch"] and spec.n_kv_heads < spec.n_heads:
+        expand = spec.n_heads // spec.n_kv_heads
+        spec = replace(spec, kv_layers=tuple(replace(k, hf_expand=expand) for k in spec.kv_layers))
+    return spec
 
 
 @register("mpt")

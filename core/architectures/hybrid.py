@@ -31,7 +31,7 @@ def _gated_deltanet(cfg: Config, i: int, hidden: int) -> tuple[list[Tensor], KvL
     out += norm("ssm_dt_bias", v_heads, i) + norm("ssm_a", v_heads, i) + norm("ssm_norm", v_dim, i)
     out += linear("ssm_out", value, hidden, i)
     # The recurrent state is a k_dim x v_dim matrix per value head, plus the conv window.
-    state = KvLayer("state", 0, 0, state_elements=v_heads * k_dim * v_dim + conv * (kernel - 1))
+    state = KvLayer("state", 0, 0, state_elements=v_heads * k_dim * v_dim + conv * kernel)
     return out, state
 
 

@@ -131,7 +131,8 @@ def phi(cfg: Config) -> ModelSpec:
 @register("chatglm")
 def chatglm(cfg: Config) -> ModelSpec:
     # ChatGLM2/3 is Llama-shaped under other names: fused, biased QKV over grouped KV heads.
-    flat = {**cfg, "num_hidden_layers": cfg["num_layers"], "vocab_size": cfg["padded_vocab_size"],
+    flat = {**cfg, "num_hidden_layers": get(cfg, "num_hidden_layers", "num_layers"),
+            "vocab_size": cfg["padded_vocab_size"],
             "intermediate_size": cfg["ffn_hidden_size"], "head_dim": cfg.get("kv_channels"),
             "max_position_embeddings": cfg.get("seq_length"),
             "num_key_value_heads": cfg.get("multi_query_group_num")

@@ -193,9 +193,12 @@ def deepseek_mla(cfg: Config) -> ModelSpec:
     kept = [t for t in base.tensors if t.layer is None or not (t.name.startswith("attn_")
                                                                or t.name == "ffn_norm")]
     attn = [t for i in range(n_layers) for t in _mla_attention(cfg, i)]
-    nope, rope, v_dim = (int(cfg[k]) for k in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"))
-    latent = int(cfg["kv_lora_rank"]) + rope
-    kv = tuple(KvLayer("latent", n_heads * (nope + rope), n_heads * v_dim, None, latent)
+    nope, rope = int(cfg["qk_nope_head_dim"]), int(cfg["qk_rope_head_dim"])
+    kv_rank = int(cfg["kv_lora_rank"])
+    # The cache holds the normed latent (as K) and the shared RoPE key (as V), plus V3.2's
+    # indexer keys; the per-head K and V are re-expanded from the latent at every step.
+    index = int(get(cfg, "index_head_dim", default=0)) if cfg.get("index_n_heads") else 0
+    kv = tuple(KvLayer("latent", kv_rank, rope, None, kv_rank + rope, extra_width=index)
                for _ in range(n_layers))
     return replace(base, tensors=tuple(sorted(kept + attn, key=_layer_order)), kv_layers=kv,
                    head_dim=nope + rope, n_kv_heads=n_heads)

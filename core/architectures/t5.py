@@ -45,9 +45,9 @@ def t5(cfg: Config) -> ModelSpec:
     if not is_tied:
         tensors.append(Tensor("output", vocab, d_model, "linear"))
 
-    # Per decoder token: self-attention K/V; cross-attention K/V of the encoder output is
-    # counted per input token the same way (one entry per position of the context).
-    kv = tuple(KvLayer("full", 2 * inner, 2 * inner) for _ in range(dec_layers))
+    # Self-attention K/V per decoder token; the cross-attention K/V of the encoder output per
+    # input token, counted per position of the context too.
+    kv = tuple(KvLayer("full", inner, inner, cross_width=2 * inner) for _ in range(dec_layers))
     return ModelSpec(
         model_type=str(cfg["model_type"]), tensors=tuple(tensors), n_layers=dec_layers,
         hidden=d_model, n_heads=n_heads, n_kv_heads=n_heads, head_dim=d_kv, vocab=vocab,

@@ -39,7 +39,8 @@ def estimate(sc: Scenario) -> EngineEstimate:
     req, spec = sc.request, sc.spec
     kv_type = req.kv if req.kv != "fp16" else ("fp32" if spec.dtype == "fp32" else "fp16")
     weights = weight_bytes(spec, sc.fmt) // sc.tp
-    kv = kv_bytes(spec, req.ctx, req.batch, kv_type, latent=False, honor_window=True) // sc.tp
+    kv = kv_bytes(spec, req.ctx, req.batch, kv_type, latent=True, honor_window=True,
+                  transformers=True) // sc.tp
     prompt = req.prompt or req.ctx
     est = EngineEstimate(weights, kv, activation_bytes(sc, prompt, req.batch), TORCH_CUDA_OVERHEAD)
     est.assumptions.append(
@@ -47,6 +48,6 @@ def estimate(sc: Scenario) -> EngineEstimate:
         f"peak while prefilling {prompt:,} tokens")
     if sc.tp > 1:
         est.assumptions.append(f"weights and cache split evenly over {sc.tp} GPUs (device_map)")
-    if any(layer.kind == "latent" for layer in spec.kv_layers):
-        est.assumptions.append("transformers caches MLA's full K and V, not the compressed latent")
+    if any(layer.hf_expand > 1 for layer in spec.kv_layers):
+        est.assumptions.append("transformers' Falcon caches K/V expanded to every query head")
     return est
