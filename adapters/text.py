@@ -13,8 +13,11 @@ def verdict_sentence(report: Report) -> str:
     """One line: the answer, what it is about, and the numbers behind it."""
     gpu = report.gpu
     where = f"{gpu.count} x {gpu.name}" if gpu.count > 1 else gpu.name
-    head = (f"{VERDICT_WORDS[report.verdict]}: {report.model.id} ({report.model.weight_format}) "
-            f"on {where} with {report.engine}")
+    what = report.model.weight_format
+    if report.request.get("mode") == "train":
+        what = f"{report.request.get('train')} fine-tuning"
+    engine = "transformers" if report.engine == "hf" else report.engine
+    head = f"{VERDICT_WORDS[report.verdict]}: {report.model.id} ({what}) on {where} with {engine}"
     need, have = format_bytes(report.total_bytes), format_bytes(gpu.usable_bytes)
     per = " per GPU" if gpu.count > 1 else ""
     if report.fits:
@@ -31,7 +34,9 @@ def breakdown_rows(report: Report) -> list[tuple[str, int]]:
     b = report.breakdown
     rows = [("weights", b.weights), ("kv cache", b.kv_cache), ("activations", b.activations),
             ("gradients", b.gradients), ("optimizer", b.optimizer), ("overhead", b.overhead)]
-    return [(name, value) for name, value in rows if value or name in ("weights", "kv cache")]
+    training = report.request.get("mode") == "train"
+    keep = ("weights",) if training else ("weights", "kv cache")
+    return [(name, value) for name, value in rows if value or name in keep]
 
 
 def limits_line(report: Report) -> str:
@@ -47,6 +52,9 @@ def limits_line(report: Report) -> str:
 
 def speed_line(report: Report) -> str | None:
     s = report.speed
+    if s.step_seconds is not None:
+        return (f"about {s.step_seconds:g} s per step, {s.train_tokens_per_s:g} tokens/s "
+                "(compute-bound)")
     if s.decode_tokens_per_s is None:
         return None
     line = f"about {s.decode_tokens_per_s:g} tokens/s decoding ({s.bound}-bound)"

@@ -6,16 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from core.engines import exllamav2, llamacpp, transformers, vllm
+from core.engines import exllamav2, llamacpp, training, transformers, vllm
 from core.engines.base import EngineEstimate, Scenario
 from core.formats import WeightFormat, active_weight_bytes, weight_bytes
 from core.gpus import GpuSelection
 from core.kv import KV_ELEMENT_BYTES, kv_bytes
-from core.quant import QUALITY_ORDER, choose, engine_family, format_from_name
+from core.quant import QUALITY_ORDER, choose, choose_training, engine_family, format_from_name
 from core.report import Breakdown, GpuInfo, ModelInfo, Report, Speed, Suggestion
 from core.request import EstimateRequest
 from core.resolve import ResolvedModel
-from core.speed import estimate_speed
+from core.speed import estimate_speed, training_speed
 
 ENGINES: dict[str, Callable[[Scenario], EngineEstimate]] = {
     "hf": transformers.estimate, "vllm": vllm.estimate, "sglang": vllm.estimate,
@@ -45,8 +45,9 @@ class Setup:
 
     def run(self, **changes: object) -> EngineEstimate:
         req = self.request.model_copy(update=changes) if changes else self.request
-        return ENGINES[self.engine](Scenario(req, self.model.spec, self.fmt, self.gpu.count,
-                                             self.gpu.memory_bytes, self.gpu.usable_bytes))
+        engine = training.estimate if req.mode == "train" else ENGINES[self.engine]
+        return engine(Scenario(req, self.model.spec, self.fmt, self.gpu.count,
+                               self.gpu.memory_bytes, self.gpu.usable_bytes))
 
     def fits(self, est: EngineEstimate) -> bool:
         if est.fits_override is not None:
@@ -88,6 +89,23 @@ def best_quant(setup: Setup) -> str | None:
     return None
 
 
+def _training_suggestions(setup: Setup, add: Callable[..., None]) -> None:
+    req = setup.request
+    if not training.gc_of(setup.scenario()):
+        add("gc=on", setup, "gradient checkpointing: keep layer inputs, recompute the rest",
+            gc=True)
+    if req.optim == "adamw":
+        add("optim=adamw8bit", setup, "8-bit AdamW states (bitsandbytes)", optim="adamw8bit")
+    if req.train == "full":
+        add("train=lora", setup, "train LoRA adapters on a frozen bf16 base", train="lora")
+    if req.train != "qlora":
+        add("train=qlora", setup, "LoRA over a 4-bit (nf4) base", train="qlora")
+    if setup.gpu.count > 1 and req.zero < 3:
+        add("zero=3", setup, "shard parameters, gradients and optimizer states (FSDP)", zero=3)
+    if req.offload == "none" and (setup.gpu.count > 1 or req.zero):
+        add("offload=cpu", setup, "optimizer states in CPU RAM", offload="cpu")
+
+
 def _suggestions(setup: Setup, ctx_max: int | None, batch_max: int | None,
                  quant: str | None) -> list[Suggestion]:
     req = setup.request
@@ -96,6 +114,9 @@ def _suggestions(setup: Setup, ctx_max: int | None, batch_max: int | None,
     def add(change: str, trial: Setup, why: str, **changes: object) -> None:
         est = trial.run(**changes)
         out.append(Suggestion(change=change, total_bytes=est.total, fits=trial.fits(est), why=why))
+
+    if req.mode == "train":
+        _training_suggestions(setup, add)
 
     if quant and quant.replace("exl2=", "exl2:") not in (setup.fmt.name, f"exl2:{setup.fmt.bits}"):
         fmt = format_from_name(quant.replace("exl2=", "exl2:"))
@@ -106,7 +127,7 @@ def _suggestions(setup: Setup, ctx_max: int | None, batch_max: int | None,
     if batch_max and batch_max < req.batch:
         add(f"batch={batch_max}", setup, "the largest batch that fits", batch=batch_max)
     cheaper_kv = {"llama.cpp": "q8", "vllm": "fp8", "exllamav2": "q4", "hf": None}
-    kv = cheaper_kv.get(engine_family(setup.engine))
+    kv = cheaper_kv.get(engine_family(setup.engine)) if req.mode == "infer" else None
     if kv and req.kv in ("fp16", "bf16"):
         add(f"kv={kv}", setup, "a quantized KV cache", kv=kv)
     ngl = setup.run().details.get("n_gpu_layers")
@@ -121,9 +142,13 @@ def _suggestions(setup: Setup, ctx_max: int | None, batch_max: int | None,
     name = f"{gpu.memory_bytes >> 30}GB" if gpu.generic else gpu.gpu.name
     for count in range(setup.gpu.count + 1, MAX_GPUS + 1):
         more = Setup(req, setup.model, replace(setup.gpu, count=count), setup.engine, setup.fmt)
-        if more.fits(more.run(tp=count)):
+        changes: dict[str, object] = {"tp": count}
+        if req.mode == "train" and req.train == "full":
+            changes = {"zero": 3}  # full fine-tuning on several GPUs: shard with FSDP
+        if more.fits(more.run(**changes)):
             why = "one more GPU" if count == setup.gpu.count + 1 else "the fewest GPUs that fit"
-            add(f'gpu="{count}x{name}"', more, why, tp=count)
+            extra = " zero=3" if "zero" in changes and req.zero != 3 else ""
+            add(f'gpu="{count}x{name}"{extra}', more, why, **changes)
             break
     return [s for s in out if s.fits]
 
@@ -131,7 +156,10 @@ def _suggestions(setup: Setup, ctx_max: int | None, batch_max: int | None,
 def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelection,
                  notes: tuple[str, ...] = ()) -> Report:
     spec = model.spec
-    engine, fmt, quant_notes = choose(request, spec, model.quantization)
+    if request.mode == "train":
+        engine, fmt, quant_notes = choose_training(request)
+    else:
+        engine, fmt, quant_notes = choose(request, spec, model.quantization)
     request = request.model_copy(update={"engine": engine})
     setup = Setup(request, model, gpu, engine, fmt)
     est = setup.run()
@@ -141,7 +169,7 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
     tight = fits and headroom < TIGHT_FRACTION * usable
     ctx_max = max_context(setup)
     batch_max = max_batch(setup)
-    quant = best_quant(setup)
+    quant = best_quant(setup) if request.mode == "infer" else None
     suggestions = [] if fits and not tight else _suggestions(setup, ctx_max, batch_max, quant)
 
     kv_type = request.kv if request.kv in KV_ELEMENT_BYTES else "fp16"
@@ -153,8 +181,19 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         batch=request.batch, bandwidth_gbs=gpu.gpu.bandwidth_gbs, tflops=gpu.gpu.tflops_fp16,
         gpu_count=gpu.count)
 
+    speed_notes = list(speed.notes)
+    speed_model = Speed(decode_tokens_per_s=speed.decode_tokens_per_s,
+                        prefill_seconds=speed.prefill_seconds, bound=speed.bound)
+    if request.mode == "train":
+        tokens = request.batch * request.ctx * gpu.count
+        step, rate, note = training_speed(
+            flops_per_token=int(str(est.details["flops_per_token"])), tokens_per_step=tokens,
+            tflops=gpu.gpu.tflops_fp16, gpu_count=gpu.count, mfu=training.MFU)
+        speed_model = Speed(decode_tokens_per_s=None, prefill_seconds=None, bound="compute",
+                            step_seconds=step, train_tokens_per_s=rate)
+        speed_notes = [note]
     assumptions = [*notes, *model.notes, *quant_notes, *est.assumptions, gpu.usable_note,
-                   *speed.notes]
+                   *speed_notes]
     return Report(
         request=request.model_dump(),
         model=ModelInfo(id=model.id, source=model.source, params=spec.params,
@@ -165,7 +204,8 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         engine=engine,
         total_bytes=est.total,
         breakdown=Breakdown(weights=est.weights, kv_cache=est.kv_cache,
-                            activations=est.activations, overhead=est.overhead),
+                            activations=est.activations, gradients=est.gradients,
+                            optimizer=est.optimizer, overhead=est.overhead),
         fits=fits,
         verdict="no" if not fits else ("tight" if tight else "fits"),
         headroom_bytes=headroom,
@@ -173,8 +213,7 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         max_batch=batch_max,
         best_quant=quant,
         suggestions=suggestions,
-        speed=Speed(decode_tokens_per_s=speed.decode_tokens_per_s,
-                    prefill_seconds=speed.prefill_seconds, bound=speed.bound),
+        speed=speed_model,
         engine_details={"weights_total_bytes": weight_bytes(spec, fmt), **est.details},
         assumptions=[a for a in assumptions if a],
         warnings=est.warnings,

@@ -70,12 +70,33 @@ KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "quant": ("quantization",),
     "bits": ("bpw",),
     "exl2": (),
+    "mode": (),
+    "train": ("method", "finetune"),
+    "r": ("lora_r", "rank", "lora_rank"),
+    "target": ("targets", "target_modules", "lora_target"),
+    "optim": ("optimizer",),
+    "gc": ("gradient_checkpointing", "checkpointing", "activation_checkpointing"),
+    "precision": ("dtype",),
+    "zero": ("zero_stage", "fsdp"),
+    "offload": ("cpu_offload",),
 }
-TRAINING_KEYS = (
-    "mode", "train", "r", "lora_r", "optim", "optimizer", "gc", "zero", "offload", "target",
-)  # fmt: skip
 _KEYS = {alias: key for key, aliases in KEY_ALIASES.items() for alias in (key, *aliases)}
-_ALL_KEYS = frozenset((*_KEYS, *TRAINING_KEYS))
+_ALL_KEYS = frozenset(_KEYS)
+TRAIN_METHODS = {"full": "full", "ft": "full", "full-finetune": "full", "lora": "lora",
+                 "qlora": "qlora"}
+LORA_TARGETS = {"attn": "attn", "attention": "attn", "qkvo": "attn", "all": "all",
+                "all-linear": "all", "linear": "all"}
+OPTIMIZERS = {
+    "adamw": "adamw", "adam": "adamw", "adamw-torch": "adamw", "adamw-torch-fused": "adamw",
+    "adamw8bit": "adamw8bit", "adamw-8bit": "adamw8bit", "adamw-bnb-8bit": "adamw8bit",
+    "8bit-adam": "adamw8bit", "paged-adamw8bit": "paged_adamw8bit",
+    "paged-adamw-8bit": "paged_adamw8bit", "sgd": "sgd", "adafactor": "adafactor",
+}  # fmt: skip
+PRECISIONS = {"mixed": "mixed", "amp": "mixed", "fp16-mixed": "mixed", "bf16-mixed": "mixed",
+              "bf16": "bf16", "bf16-true": "bf16", "pure-bf16": "bf16", "fp32": "fp32",
+              "float32": "fp32"}
+_ON = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False,
+       "no": False, "0": False}
 
 ENGINES = {
     "hf": "hf", "transformers": "hf", "vllm": "vllm", "llama.cpp": "llama.cpp",
@@ -219,8 +240,6 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
             quants.append((f"quant={value}", parse_quant(value)))
         elif key == "exl2":
             quants.append((f"exl2={value}", ("exl2", _bits_value(value), None)))
-        elif key == "mode":
-            _mode(value)
         elif key != "bits":
             fields[key] = _VALUE_PARSERS[key](value)
     if len(quants) > 1:
@@ -237,6 +256,14 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
 
     from core.request import EstimateRequest
 
+    if "train" in fields and "mode" not in fields:
+        fields["mode"] = "train"  # train=lora says what the user wants
+    if fields.get("mode") != "train":
+        stray = [k for k in ("train", "r", "target", "optim", "gc", "precision", "zero",
+                             "offload") if k in fields]
+        if stray:
+            raise UserError(f"The option {stray[0]}= applies to training only.",
+                            "Add mode=train (or train=full|lora|qlora).")
     if "gpu" not in fields:
         fields["gpu_given"] = False
         default = EstimateRequest.model_fields["gpu"].default
@@ -252,13 +279,6 @@ def _option_key(typed: str) -> str:
     name = _key_name(typed)
     if name in _KEYS:
         return _KEYS[name]
-    if name == "mode":  # mode=infer is what we do anyway; mode=train is checked below
-        return "mode"
-    if name in TRAINING_KEYS:
-        raise UserError(
-            f"Training estimates are not available yet, so the option {name}= cannot be used.",
-            f"Drop {name}= for an inference estimate.",
-        )
     if not name:
         raise UserError("An option is missing its name before '='.", USAGE)
     close = difflib.get_close_matches(name, list(_KEYS), n=1)
@@ -268,12 +288,29 @@ def _option_key(typed: str) -> str:
     )
 
 
-def _mode(value: str) -> None:
-    if value.lower() not in ("infer", "inference"):
-        raise UserError(
-            "Training estimates are not available yet, so only mode=infer can be used.",
-            "Drop mode= for an inference estimate.",
-        )
+def _switch(key: str) -> Callable[[str], bool]:
+    def parse(value: str) -> bool:
+        if value.lower() in _ON:
+            return _ON[value.lower()]
+        raise UserError(f"{key}= takes on or off, not {quoted(value)}.", f"For example {key}=on.")
+
+    return parse
+
+
+def _zero(value: str) -> int:
+    if value.lower() in ("fsdp", "full-shard", "full_shard", "on", "true"):
+        return 3  # FSDP's full shard is ZeRO-3
+    if value in ("0", "1", "2", "3"):
+        return int(value)
+    raise UserError(f"zero= takes a ZeRO stage 0 to 3, not {quoted(value)}.",
+                    "For example zero=3 (FSDP full shard).")
+
+
+def _rank(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 4096:
+        raise UserError(f"The LoRA rank r= must be a whole number from 1 to 4096, not "
+                        f"{quoted(value)}.", "For example r=16.")
+    return int(value)
 
 
 def _choice(key: str, table: dict[str, str]) -> Callable[[str], str]:
@@ -326,7 +363,16 @@ _VALUE_PARSERS: dict[str, Callable[[str], object]] = {
     "kv": _choice("kv", KV_TYPES),
     "attn": _choice("attn", ATTENTION),
     "util": _util,
-    "mode": _mode,
+    "mode": _choice("mode", {"infer": "infer", "inference": "infer", "train": "train",
+                             "training": "train", "finetune": "train"}),
+    "train": _choice("train", TRAIN_METHODS),
+    "r": _rank,
+    "target": _choice("target", LORA_TARGETS),
+    "optim": _choice("optim", OPTIMIZERS),
+    "gc": _switch("gc"),
+    "precision": _choice("precision", PRECISIONS),
+    "zero": _zero,
+    "offload": _choice("offload", {"none": "none", "off": "none", "no": "none", "cpu": "cpu"}),
 }
 
 

@@ -123,3 +123,18 @@ def choose(req: EstimateRequest, spec: ModelSpec,
     if quant in ("nf4", "fp4", "int8") and family == "vllm":
         notes.append(f"{engine} loads bitsandbytes {quant} checkpoints")
     return engine, format_from_name(quant, req.bits), notes
+
+
+def choose_training(req: EstimateRequest) -> tuple[str, WeightFormat, list[str]]:
+    """Training runs on transformers (+ PEFT); a quant only names LoRA's frozen base."""
+    if req.engine not in (None, "hf"):
+        raise UserError(f"fits estimates training with transformers, not {req.engine}.",
+                        "Drop engine= for a training estimate.")
+    quant = req.quant
+    if quant in (None, "fp16", "bf16", "fp32"):
+        return "hf", WeightFormat(quant or "bf16"), []
+    if quant in ("int8", "nf4", "fp4") and req.train == "lora":
+        return "hf", WeightFormat(quant, double_quant=quant != "int8"), [
+            f"LoRA over a {quant} base"]
+    raise UserError(f"Training does not take {quant} weights here.",
+                    "Use train=qlora for a 4-bit base, or train=lora nf4 / int8.")

@@ -47,6 +47,8 @@ class Speed(_Model):
     decode_tokens_per_s: float | None
     prefill_seconds: float | None
     bound: str
+    step_seconds: float | None = None  # training: one optimizer step over all GPUs
+    train_tokens_per_s: float | None = None
 
 
 class Report(_Model):

@@ -11,6 +11,13 @@ from core.vocabulary import GENERIC_QUANTS, GGUF_PRESETS, PLAIN_QUANTS
 Engine = Literal["hf", "vllm", "llama.cpp", "ollama", "exllamav2", "sglang", "tgi"]
 KvCacheType = Literal["fp16", "bf16", "fp8", "q8", "q4"]
 Attention = Literal["eager", "sdpa", "flash"]
+Mode = Literal["infer", "train"]
+TrainMethod = Literal["full", "lora", "qlora"]
+LoraTarget = Literal["attn", "all"]
+Optimizer = Literal["adamw", "adamw8bit", "paged_adamw8bit", "sgd", "adafactor"]
+# mixed: fp32 weights with bf16 autocast (HF Trainer, fp32-loaded model, bf16=True);
+# bf16: everything in bf16, no fp32 master copy; fp32: no reduced precision at all.
+Precision = Literal["mixed", "bf16", "fp32"]
 
 __all__ = ["GENERIC_QUANTS", "GGUF_PRESETS", "PLAIN_QUANTS", "EstimateRequest"]
 
@@ -37,4 +44,13 @@ class EstimateRequest(BaseModel):
     prompt: int | None = Field(default=None, ge=1, description="prompt tokens; None: ctx")
     gen: int = Field(default=256, ge=1, description="generated tokens, for speed")
     attn: Attention = "sdpa"
+    mode: Mode = "infer"
+    train: TrainMethod = Field(default="full", description="with mode=train")
+    r: int = Field(default=16, ge=1, le=4096, description="LoRA rank")
+    target: LoraTarget = Field(default="all", description="LoRA on attention only, or every linear")
+    optim: Optimizer = "adamw"
+    gc: bool | None = Field(default=None, description="gradient checkpointing; None: per method")
+    precision: Precision | None = Field(default=None, description="None: per method")
+    zero: int = Field(default=0, ge=0, le=3, description="ZeRO stage; FSDP full shard = 3")
+    offload: Literal["none", "cpu"] = "none"
     gpu_given: bool = Field(default=True, description="False when gpu= was not typed")

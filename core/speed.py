@@ -45,3 +45,14 @@ def estimate_speed(*, engine: str, bytes_per_token: float, active_params: int, p
     bound = "compute" if compute_time > memory_time else "memory"
     return SpeedEstimate(round(1 / step, 1), round(prefill, 3) if prefill is not None else None,
                          bound, tuple(notes))
+
+
+def training_speed(*, flops_per_token: int, tokens_per_step: int, tflops: float | None,
+                   gpu_count: int, mfu: float) -> tuple[float | None, float | None, str]:
+    """(seconds per optimizer step, tokens/s, note): training is compute-bound."""
+    if not tflops:
+        return None, None, "training speed needs a named GPU (TFLOPS), not only a size"
+    seconds = flops_per_token * tokens_per_step / (tflops * 1e12 * gpu_count * mfu)
+    return (round(seconds, 3), round(tokens_per_step / seconds, 1),
+            f"step time at {mfu:.0%} of {tflops:g} dense FP16 TFLOPS per GPU "
+            "(6 x params x tokens, 8 x with checkpointing, 4 x for LoRA)")

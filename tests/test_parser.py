@@ -42,6 +42,14 @@ def check_message(error: UserError) -> None:
 # --- valid commands -> exact request fields ------------------------------------------------------
 
 VALID: list[tuple[str, dict[str, Any]]] = [
+    ("m train=lora", {"mode": "train", "train": "lora", "r": 16, "target": "all"}),
+    ("m mode=train", {"mode": "train", "train": "full"}),
+    ("m train=qlora r=64 target=attn optim=paged_adamw_8bit gc=off",
+     {"train": "qlora", "r": 64, "target": "attn", "optim": "paged_adamw8bit", "gc": False}),
+    ("m train=full zero=fsdp offload=cpu precision=bf16-true",
+     {"zero": 3, "offload": "cpu", "precision": "bf16"}),
+    ("m finetune=ft optimizer=adamw_bnb_8bit gradient_checkpointing=true",
+     {"train": "full", "optim": "adamw8bit", "gc": True}),
     (
         "/fits meta-llama/Llama-2-7b q4 ctx=4096 gpu=24GB",
         {
@@ -218,11 +226,14 @@ INVALID: list[tuple[str, str, str]] = [  # text, part of the message, part of th
     ("m contxt=8k", "Unknown option 'contxt'", "Did you mean 'context'"),
     ("m bach=2", "Unknown option", "Did you mean 'batch'"),
     ("m =5", "Name the model first", ""),
-    ("m train=lora", "Training estimates are not available yet", "Drop train="),
-    ("m r=16", "option r= cannot be used", ""),
-    ("m optim=adamw", "Training estimates", ""),
-    ("m zero=3", "Training estimates", ""),
-    ("m mode=train", "only mode=infer", ""),
+    ("m r=16", "option r= applies to training only", "mode=train"),
+    ("m optim=adamw", "applies to training only", "train=full|lora|qlora"),
+    ("m mode=infer zero=3", "applies to training only", ""),
+    ("m train=lorax", "Unknown train= value", "Did you mean 'lora'"),
+    ("m train=lora r=0", "LoRA rank r=", "r=16"),
+    ("m train=full gc=maybe", "gc= takes on or off", "gc=on"),
+    ("m train=full zero=5", "ZeRO stage 0 to 3", "zero=3"),
+    ("m train=full optim=lion", "Unknown optim= value", "adamw8bit"),
     ("m q5 q4", "quantization is given twice", "Keep one"),
     ("m q4 quant=q8", "given twice", ""),
     ("m exl2=4.0 q4", "given twice", ""),

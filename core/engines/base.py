@@ -43,6 +43,8 @@ class EngineEstimate:
     kv_cache: int
     activations: int
     overhead: int
+    gradients: int = 0
+    optimizer: int = 0
     details: dict[str, object] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -51,4 +53,5 @@ class EngineEstimate:
 
     @property
     def total(self) -> int:
-        return self.weights + self.kv_cache + self.activations + self.overhead
+        return (self.weights + self.kv_cache + self.activations + self.gradients + self.optimizer
+                + self.overhead)

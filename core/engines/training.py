@@ -1,0 +1,169 @@
+"""Training memory per GPU: weights, gradients, optimizer states, saved activations, logits.
+
+Full fine-tuning, LoRA and QLoRA on one GPU or several (DDP, ZeRO-1/2/3 = FSDP full shard, CPU
+offload). What each precision keeps:
+- mixed: fp32 weights, fp32 gradients and fp32 optimizer states, and the bf16 copies autocast
+  makes of every matmul weight, which autograd keeps until backward (HF Trainer with an fp32
+  model and bf16=True);
+- bf16: weights, gradients and (torch AdamW follows the parameter dtype) optimizer states all in
+  bf16, no master copy (torchtune, LitGPT "bf16-true");
+- LoRA and QLoRA: the frozen base in bf16 (QLoRA: nf4 with double quantization) and fp32
+  adapters with fp32 gradients and states (PEFT's default autocast_adapter_dtype).
+"""
+
+from __future__ import annotations
+
+from math import ceil
+
+from core.engines.activations import activation_bytes
+from core.engines.base import TORCH_CUDA_OVERHEAD, EngineEstimate, Scenario
+from core.formats import WeightFormat, weight_bytes
+from core.spec import ModelSpec
+from core.tensors import Tensor
+
+ATTN_TARGETS = frozenset({"attn_q", "attn_k", "attn_v", "attn_output", "attn_qkv", "attn_q_a",
+                          "attn_q_b", "attn_kv_a_mqa", "attn_kv_b"})
+MLP_TARGETS = frozenset({"ffn_gate", "ffn_up", "ffn_down", "ffn_gate_exps", "ffn_up_exps",
+                         "ffn_down_exps", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"})
+MFU = 0.4  # training utilisation of dense tensor TFLOPS (typical for Llama-class, bf16)
+
+
+def lora_targets(spec: ModelSpec, target: str) -> list[Tensor]:
+    names = ATTN_TARGETS if target == "attn" else ATTN_TARGETS | MLP_TARGETS
+    return [t for t in spec.tensors
+            if t.part == "text" and t.kind == "linear" and t.name in names and t.layer is not None]
+
+
+def lora_params(spec: ModelSpec, r: int, target: str) -> int:
+    """r x (d_in + d_out) per targeted matrix (each expert has its own adapter)."""
+    return sum(r * (t.cols + t.rows) * t.count for t in lora_targets(spec, target))
+
+
+def optimizer_bytes(optim: str, params: int, state_bytes: int, tensors: list[Tensor]) -> int:
+    """States of the optimizer for ``params`` trainable parameters."""
+    if optim == "adamw":
+        return 2 * state_bytes * params
+    if optim in ("adamw8bit", "paged_adamw8bit"):
+        # bitsandbytes: two uint8 states plus an fp32 absmax per 2,048-value block for each
+        return 2 * params + 2 * 4 * ceil(params / 2048)
+    if optim == "sgd":
+        return 0  # torch SGD without momentum (HF Trainer's default momentum is 0)
+    # Adafactor: factored second moment, one row and one column vector per matrix, no momentum
+    return sum(4 * ((t.rows + t.cols) if t.rows > 1 else t.cols) * t.count for t in tensors)
+
+
+def precision_of(sc: Scenario) -> str:
+    req = sc.request
+    if req.precision:
+        return req.precision
+    return "mixed" if req.train == "full" else "bf16"
+
+
+def gc_of(sc: Scenario) -> bool:
+    req = sc.request
+    # QLoRA's prepare_model_for_kbit_training turns checkpointing on; HF Trainer leaves it off.
+    return req.gc if req.gc is not None else req.train == "qlora"
+
+
+def base_format(sc: Scenario) -> WeightFormat:
+    req = sc.request
+    if req.train == "qlora":
+        return WeightFormat("nf4", double_quant=True)
+    if sc.fmt.name in ("int8", "nf4", "fp4"):
+        return sc.fmt
+    return WeightFormat("fp32" if precision_of(sc) == "fp32" else "bf16")
+
+
+def estimate(sc: Scenario) -> EngineEstimate:
+    req, spec = sc.request, sc.spec
+    n = sc.gpu_count
+    precision = precision_of(sc)
+    gc = gc_of(sc)
+    zero = req.zero if n > 1 or req.offload == "cpu" else 0
+    assumptions: list[str] = []
+
+    if req.train == "full":
+        trainable = spec.params
+        trainable_tensors = list(spec.tensors)
+        width = {"mixed": 4, "bf16": 2, "fp32": 4}[precision]
+        weights = spec.params * width
+        if precision == "mixed":
+            matmul = sum(t.numel for t in spec.tensors if t.kind in ("linear", "router"))
+            weights += 2 * matmul  # autocast's bf16 copies, held for backward
+        grads = trainable * width
+        state = 2 if precision == "bf16" else 4
+        assumptions.append(
+            {"mixed": "full fine-tuning in mixed precision: fp32 weights, gradients and optimizer "
+                      "states, plus autocast's bf16 weight copies",
+             "bf16": "full fine-tuning in pure bf16: weights, gradients and optimizer states in "
+                     "bf16, no fp32 master copy",
+             "fp32": "full fine-tuning in fp32"}[precision])
+    else:
+        fmt = base_format(sc)
+        targets = lora_targets(spec, req.target)
+        trainable = lora_params(spec, req.r, req.target)
+        trainable_tensors = targets
+        weights = weight_bytes(spec, fmt) + trainable * 4
+        grads = trainable * 4
+        state = 4
+        what = "attention projections" if req.target == "attn" else "every linear layer"
+        assumptions.append(
+            f"{'QLoRA' if req.train == 'qlora' else 'LoRA'} rank {req.r} on {what}: "
+            f"{trainable:,} trainable parameters in fp32 over a frozen {fmt.label} base")
+    optim = optimizer_bytes(req.optim, trainable, state, trainable_tensors)
+
+    # Sharding: ZeRO-1 optimizer states, ZeRO-2 + gradients, ZeRO-3 (FSDP) + parameters.
+    cpu_ram = 0
+    gather = 0
+    if zero >= 1:
+        optim //= n
+    if zero >= 2:
+        grads //= n
+    if zero >= 3:
+        weights //= n
+        gather = 2 * max(_layer_bytes(spec, layer) for layer in range(spec.n_layers))
+    if req.offload == "cpu":
+        cpu_ram = optim * n + (weights * n if zero >= 3 else 0)
+        optim = 0
+        if zero >= 3:
+            weights = 0
+        assumptions.append("optimizer states" + (" and parameters" if zero >= 3 else "")
+                           + " offloaded to CPU RAM")
+    if n > 1:
+        layout = {0: "DDP: a full replica per GPU", 1: "ZeRO-1: optimizer states sharded",
+                  2: "ZeRO-2: optimizer states and gradients sharded",
+                  3: "ZeRO-3 / FSDP full shard: parameters, gradients and states sharded, "
+                     "two layers gathered at a time"}[zero]
+        assumptions.append(f"{n} GPUs, {layout}")
+        if zero == 0:
+            grads *= 2  # DDP's bucket buffers hold a second copy of the gradients
+
+    micro = req.batch
+    acts = activation_bytes(spec, batch=micro, seq=req.ctx, attn=req.attn, gc=gc,
+                            method=req.train, target=req.target)
+    if req.train == "qlora":
+        # bitsandbytes dequantizes one weight to bf16 for each matmul, forward and backward.
+        acts += 2 * max(t.rows * t.cols for t in spec.tensors if t.kind == "linear")
+    assumptions.append(
+        f"micro-batch {micro} x {req.ctx:,} tokens, {req.attn} attention, gradient checkpointing "
+        f"{'on' if gc else 'off'}; logits upcast to fp32 for the loss")
+
+    est = EngineEstimate(weights=int(weights), kv_cache=0, activations=int(acts + gather),
+                         overhead=TORCH_CUDA_OVERHEAD, gradients=int(grads), optimizer=int(optim))
+    est.assumptions += assumptions
+    if req.optim == "paged_adamw8bit":
+        est.assumptions.append("paged AdamW 8-bit: states can spill to CPU RAM under pressure")
+
+    flops_per_token = (6 if req.train == "full" else 4) * spec.active_params
+    if gc:
+        flops_per_token += 2 * spec.active_params  # the forward runs twice
+    est.details.update({
+        "trainable_params": trainable, "precision": precision, "gradient_checkpointing": gc,
+        "zero_stage": zero, "cpu_ram_bytes": cpu_ram, "micro_batch": micro,
+        "flops_per_token": flops_per_token,
+    })
+    return est
+
+
+def _layer_bytes(spec: ModelSpec, layer: int) -> int:
+    return sum(t.numel * 2 for t in spec.layer_tensors.get(layer, ()))
