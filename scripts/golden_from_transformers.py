@@ -21,7 +21,9 @@ For every row of ``core/data/models.jsonl`` (one real HF ``config.json`` per row
    attention widths (hidden size, heads, kv heads, head_dim, MLA ranks, window sizes) but only
    a few layers (enough to contain every distinct layer kind, e.g. sliding + full), a 512-token
    vocabulary and, for heavy models, fewer experts and/or a narrower FFN (neither changes the
-   cache).  Weights are random float32.  It runs one forward pass of 16 tokens (batch 1) with
+   cache).  Weights are float32 pseudo-random values (all parameters are views of one shared
+   buffer, which keeps memory low; the cache depends only on shapes).  It runs one forward pass
+   of 16 tokens (batch 1) with
    ``use_cache=True`` and sums the elements of every key/value tensor in the returned cache
    object.  ``kv_elements_per_token`` is that sum / 16 for the reduced layer count; bytes for a
    bf16 cache are ``2 *`` that.  A second pass with 8 tokens checks that the cache grows
@@ -66,7 +68,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 import transformers
 from transformers import AutoConfig
 from transformers.models.auto import modeling_auto
@@ -83,7 +84,7 @@ KV_TOKENS_CHECK = 8
 KV_VOCAB = 512
 # Reduced models above this many parameters get fewer experts, then a narrower FFN.
 KV_PARAM_LIMIT = 100_000_000
-KV_FFN_WIDTH = 1024
+KV_FFN_WIDTH = 512
 
 # Keys dropped from every config (at any nesting level) because they must not matter.
 IRRELEVANT_KEYS = (
@@ -122,7 +123,11 @@ def _map_kimi_k2(cfg: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
 
 def _map_refinedweb(cfg: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
     out = dict(cfg)
-    ren = {"n_head": "num_attention_heads", "n_layer": "num_hidden_layers", "n_embed": "hidden_size"}
+    ren = {
+        "n_head": "num_attention_heads",
+        "n_layer": "num_hidden_layers",
+        "n_embed": "hidden_size",
+    }
     for old, new in ren.items():
         if old in out:
             out[new] = out.pop(old)
@@ -333,7 +338,9 @@ def prepare(entry: dict[str, Any]) -> dict[str, Any]:
         native, cfg, reason = res
         mapped_from = {"model_type": mtype, "to": native, "reason": reason}
     if native not in transformers.models.auto.configuration_auto.CONFIG_MAPPING_NAMES:
-        return {"skip": f"model_type {mtype!r} is not native in transformers {transformers.__version__}"}
+        return {
+            "skip": f"model_type {mtype!r} is not native in transformers {transformers.__version__}"
+        }
     return {
         "model_type": mtype,
         "native_type": native,
@@ -353,9 +360,36 @@ def _quiet():
         yield
 
 
-def build_config(native: str, cfg: dict[str, Any]):
-    with _quiet():
-        config = AutoConfig.for_model(native, **copy.deepcopy(cfg))
+_INT_FOR_FLOAT = re.compile(r"Field '(\w+)' expected float, got int")
+
+
+def _coerce_float(obj: Any, key: str) -> bool:
+    hit = False
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == key and isinstance(v, int) and not isinstance(v, bool):
+                obj[k] = float(v)
+                hit = True
+            else:
+                hit = _coerce_float(v, key) or hit
+    return hit
+
+
+def build_config(native: str, cfg: dict[str, Any], notes: list[str] | None = None):
+    """AutoConfig.for_model; ints given for float fields (rejected by strict validation) are
+    converted to float and, when `notes` is given, noted there."""
+    cfg = copy.deepcopy(cfg)
+    for _ in range(10):
+        try:
+            with _quiet():
+                config = AutoConfig.for_model(native, **copy.deepcopy(cfg))
+            break
+        except Exception as exc:
+            m = _INT_FOR_FLOAT.search(str(exc))
+            if not m or not _coerce_float(cfg, m.group(1)):
+                raise
+            if notes is not None:
+                notes.append(f"config field {m.group(1)} given as int, passed as float")
     config._attn_implementation = "eager"
     for sub in ("text_config", "vision_config"):
         subcfg = getattr(config, sub, None)
@@ -431,7 +465,37 @@ def persistent_buffers(model) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
-def count_params(model, config) -> dict[str, Any]:
+def _tie_quirks(tied: bool, emb: int, config, raw: dict[str, Any]) -> list[str]:
+    """Flag tying that disagrees with what the config file asked for."""
+    if not tied:
+        return []
+    ver = transformers.__version__
+    asked = raw.get("tie_word_embeddings")
+    if asked is None:
+        asked = (raw.get("text_config") or {}).get("tie_word_embeddings")
+    if asked is False:
+        return [
+            f"config says tie_word_embeddings=false but transformers {ver} "
+            f"({type(config).__name__}) ties lm_head to the input embedding; the checkpoint "
+            f"stores a separate lm_head ({emb:,} params not counted here)"
+        ]
+    if asked is None and type(config).__name__ == "MT5Config":
+        return [
+            f"config sets no tie_word_embeddings; transformers {ver} MT5Config always ties, but "
+            "4.x MT5Config defaulted to false, so mT5/mT0 checkpoints store a separate lm_head "
+            f"({emb:,} params not counted here)"
+        ]
+    text = config.get_text_config()
+    if asked is None and text is not config and getattr(text, "tie_word_embeddings", None) is False:
+        return [
+            f"config sets no tie_word_embeddings; transformers {ver} {type(config).__name__} "
+            f"defaults it to true (its {type(text).__name__} defaults to false), so lm_head is "
+            f"tied; a checkpoint with its own lm_head has {emb:,} params not counted here"
+        ]
+    return []
+
+
+def count_params(model, config, raw: dict[str, Any]) -> dict[str, Any]:
     named = unique_named_parameters(model)
     total = sum(p.numel() for _, p in named)
     assert total == sum(p.numel() for p in model.parameters())
@@ -453,10 +517,32 @@ def count_params(model, config) -> dict[str, Any]:
         "tied_embeddings": bool(tied),
         "embedding_params": emb_w.numel(),
         "lm_head_params": lm_head,
+        "config_tie_word_embeddings": raw.get(
+            "tie_word_embeddings", (raw.get("text_config") or {}).get("tie_word_embeddings")
+        ),
         "buffers_persistent": sum(b.numel() for _, b in persistent_buffers(model)),
     }
     if lm_head_bias:
         rec["lm_head_bias_params"] = lm_head_bias
+    quirks = _tie_quirks(tied, emb_w.numel(), config, raw)
+    mtp = getattr(config.get_text_config(), "num_nextn_predict_layers", None) or 0
+    if mtp:
+        quirks.append(
+            f"config has num_nextn_predict_layers={mtp}: the checkpoint also stores {mtp} "
+            "multi-token-prediction layer(s) that transformers does not build (not in params)"
+        )
+    if (
+        type(config).__name__ in ("DeepseekV2Config", "DeepseekV3Config", "DeepseekV32Config")
+        and "q_lora_rank" not in raw
+        and getattr(config, "q_lora_rank", None)
+    ):
+        quirks.append(
+            f"config has no q_lora_rank key; transformers defaults it to {config.q_lora_rank} "
+            "(low-rank q_a/q_b projections). A hub config with q_lora_rank=null (plain q_proj, "
+            "e.g. DeepSeek-V2-Lite) would count fewer params"
+        )
+    if quirks:
+        rec["quirks"] = quirks
     if is_multimodal(config):
         parts = {"text": 0, "vision": 0, "projector": 0}
         for name, p in named:
@@ -487,7 +573,7 @@ def _ranges(idx: list[int]) -> str:
     return ",".join(out)
 
 
-def shape_dump(mid: str, model, rec: dict[str, Any], note: str = "") -> str:
+def shape_dump(mid: str, model, config, rec: dict[str, Any], note: str = "") -> str:
     named = unique_named_parameters(model)
     lines = [
         f"# {mid}",
@@ -498,6 +584,14 @@ def shape_dump(mid: str, model, rec: dict[str, Any], note: str = "") -> str:
     ]
     if note:
         lines.append(f"# {note}")
+    text_cfg = config.get_text_config()
+    layer_types = getattr(text_cfg, "layer_types", None)
+    if layer_types and len(set(layer_types)) > 1:
+        where: dict[str, list[int]] = {}
+        for i, t in enumerate(layer_types):
+            where.setdefault(t, []).append(i)
+        kinds = "; ".join(f"{t} at {_ranges(idx)}" for t, idx in where.items())
+        lines.append(f"# text layer_types (same tensors, different attention): {kinds}")
     lines.append("")
     groups: dict[str, dict[int, list[tuple[str, tuple[int, ...]]]]] = {}
     order: list[tuple[str, Any]] = []
@@ -582,11 +676,15 @@ def _encoder_decoder(config) -> bool:
     return bool(getattr(config, "is_encoder_decoder", False))
 
 
-def reduced_kv_config(prep: dict[str, Any], full_config) -> tuple[dict[str, Any], dict[str, Any], int]:
+def reduced_kv_config(
+    prep: dict[str, Any], full_config
+) -> tuple[dict[str, Any], dict[str, Any], int]:
     cfg = copy.deepcopy(prep["cfg"])
     overrides: dict[str, Any] = {}
     tcfg, tpath = _text_dict(cfg, full_config)
-    text_full = full_config.get_text_config() if hasattr(full_config, "get_text_config") else full_config
+    text_full = (
+        full_config.get_text_config() if hasattr(full_config, "get_text_config") else full_config
+    )
 
     def put(d: dict[str, Any], path: str, key: str, value: Any) -> None:
         d[key] = value
@@ -624,16 +722,13 @@ def reduced_kv_config(prep: dict[str, Any], full_config) -> tuple[dict[str, Any]
             put(tcfg, tpath, k, n - 1)
 
     # Small vocabulary (embedding/lm_head do not touch the cache).
-    vkey = "vocab_size"
-    put(tcfg, tpath, vkey, KV_VOCAB)
+    put(tcfg, tpath, "vocab_size", KV_VOCAB)
     if tpath and "vocab_size" in cfg:
         put(cfg, "", "vocab_size", KV_VOCAB)
-    for d, path in ((tcfg, tpath), (cfg, "")):
-        for k in ("pad_token_id",):
-            if isinstance(d.get(k), int) and d[k] >= KV_VOCAB:
-                put(d, path, k, 0)
-        if path == "" and tpath == "":
-            break
+    # An embedding's padding_idx must lie inside the shrunk vocabulary.
+    for d, path in [(tcfg, tpath)] + ([(cfg, "")] if tpath else []):
+        if isinstance(d.get("pad_token_id"), int) and d["pad_token_id"] >= KV_VOCAB:
+            put(d, path, "pad_token_id", 0)
     if "decoder_start_token_id" in tcfg and (tcfg["decoder_start_token_id"] or 0) >= KV_VOCAB:
         put(tcfg, tpath, "decoder_start_token_id", 0)
 
@@ -642,11 +737,11 @@ def reduced_kv_config(prep: dict[str, Any], full_config) -> tuple[dict[str, Any]
         vcfg = cfg.setdefault("vision_config", {})
         vkey_l = next((k for k in VISION_LAYER_KEYS if k in vcfg), None)
         if vkey_l is None:
-            vkey_l = next(
-                k for k in VISION_LAYER_KEYS if hasattr(full_config.vision_config, k)
-            )
+            vkey_l = next(k for k in VISION_LAYER_KEYS if hasattr(full_config.vision_config, k))
         put(vcfg, "vision_config.", vkey_l, 1)
-        if "deepstack_visual_indexes" in vcfg or hasattr(full_config.vision_config, "deepstack_visual_indexes"):
+        if "deepstack_visual_indexes" in vcfg or hasattr(
+            full_config.vision_config, "deepstack_visual_indexes"
+        ):
             put(vcfg, "vision_config.", "deepstack_visual_indexes", [0])
         if getattr(full_config, "vision_feature_layer", None) not in (None, -1, [-1]):
             put(cfg, "", "vision_feature_layer", -1)
@@ -725,7 +820,9 @@ def walk_cache(cache: Any) -> list[dict[str, Any]]:
     return layers
 
 
-def _sum(layers: list[dict[str, Any]], attrs: tuple[str, ...] | None, exclude: tuple[str, ...] = ()) -> int:
+def _sum(
+    layers: list[dict[str, Any]], attrs: tuple[str, ...] | None, exclude: tuple[str, ...] = ()
+) -> int:
     total = 0
     for layer in layers:
         for attr, shapes in layer["tensors"].items():
@@ -737,47 +834,103 @@ def _sum(layers: list[dict[str, Any]], attrs: tuple[str, ...] | None, exclude: t
 def _run_cache(model, config, tokens: int) -> dict[str, list[dict[str, Any]]]:
     ids = (torch.arange(tokens, dtype=torch.long) % (KV_VOCAB - 10) + 5).unsqueeze(0)
     kwargs: dict[str, Any] = {"input_ids": ids, "use_cache": True}
+    via = None
     if _encoder_decoder(config):
         kwargs["decoder_input_ids"] = ids
     with torch.no_grad(), _quiet():
-        out = model(**kwargs)
-    cache = getattr(out, "past_key_values", None)
+        try:
+            out = model(**kwargs)
+        except AttributeError as exc:
+            # transformers 5.24 Llama4ForConditionalGeneration.forward reads a field its
+            # language model output lacks (text-only input); the cache is built by the
+            # language model either way, so run that directly.
+            inner = getattr(model, "language_model", None)
+            if inner is None or "image_outputs" not in str(exc):
+                raise
+            out = inner(**kwargs)
+            via = f"{type(model).__name__}.language_model (wrapper forward raised {exc})"
+    cache = getattr(out, "cache", None)
     if cache is None:
-        cache = getattr(out, "cache", None)
+        cache = getattr(out, "past_key_values", None)
     if cache is None:
-        raise RuntimeError("forward returned no cache")
+        raise RuntimeError(f"{type(model).__name__}.forward returns no cache (no KV-cache support)")
+    res: dict[str, Any] = {}
     if hasattr(cache, "self_attention_cache"):
-        return {
-            "self": walk_cache(cache.self_attention_cache),
-            "cross": walk_cache(cache.cross_attention_cache),
-        }
-    return {"self": walk_cache(cache)}
+        res["self"] = walk_cache(cache.self_attention_cache)
+        res["cross"] = walk_cache(cache.cross_attention_cache)
+    else:
+        res["self"] = walk_cache(cache)
+    if via:
+        res["via"] = via
+    return res
+
+
+def _build_and_run(cls: type, config, dtype: torch.dtype) -> tuple[Any, Any, Any]:
+    """Build the reduced model on CPU without init, fill it deterministically, run 16 and 8 tokens."""
+    torch.manual_seed(0)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with _quiet(), transformers.initialization.no_init_weights():
+            model = cls(config)
+    finally:
+        torch.set_default_dtype(previous)
+    # All parameters become views of ONE deterministic pseudo-random buffer, as large as the
+    # largest parameter: the cache only depends on shapes, and this keeps the reduced model's
+    # memory (and the time spent touching it) to a single tensor. The torch.empty storage made
+    # under no_init_weights is never written, so it costs no real memory before it is dropped.
+    params = list(model.parameters())
+    biggest = max(p.numel() for p in params)
+    gen = torch.Generator().manual_seed(0)
+    pool = torch.empty(biggest, dtype=dtype).uniform_(-0.02, 0.02, generator=gen)
+    with torch.no_grad():
+        for p in params:
+            p.data = pool[: p.numel()].view(p.shape)
+        for _, b in model.named_buffers():
+            if b.is_floating_point() and not torch.isfinite(b).all():
+                raise RuntimeError("non-finite buffer after no_init_weights build")
+    model.eval()
+    big = _run_cache(model, config, KV_TOKENS)
+    small = _run_cache(model, config, KV_TOKENS_CHECK)
+    return model, big, small
+
+
+_KV_MEMO: dict[str, dict[str, Any]] = {}
+_NOT_SHAPE = re.compile(
+    r"(token_id|token_index|_name_or_path|architectures|transformers_version|"
+    r"task_specific_params|id2label|label2id|^use_cache$|dropout|initializer)"
+)
+
+
+def _shape_relevant(d: Any) -> Any:
+    """A config dict without the fields that cannot change any tensor shape (token ids, names,
+    dropout, init scale), used to recognise rows whose reduced runs would be identical."""
+    if isinstance(d, dict):
+        return {k: _shape_relevant(v) for k, v in d.items() if not _NOT_SHAPE.search(k)}
+    return d
 
 
 def kv_measure(prep: dict[str, Any], full_config) -> dict[str, Any]:
     cfg, overrides, n = reduced_kv_config(prep, full_config)
     config = build_config(prep["native_type"], cfg)
     cls = pick_class(prep, config)
-    torch.manual_seed(0)
-    with _quiet(), transformers.initialization.no_init_weights():
-        model = cls(config)
-    # Deterministic pseudo-random fill, copied from a small pool (much faster than RNG calls).
-    pool = torch.empty(1 << 20).uniform_(-0.02, 0.02, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        for p in model.parameters():
-            flat = p.view(-1)
-            for s in range(0, flat.numel(), pool.numel()):
-                chunk = flat[s : s + pool.numel()]
-                chunk.copy_(pool[: chunk.numel()])
-        for _, b in model.named_buffers():
-            if b.is_floating_point() and not torch.isfinite(b).all():
-                raise RuntimeError("non-finite buffer after no_init_weights build")
-    model.eval()
+    # Rows whose reduced config is identical (e.g. Llama-3.1-70B and its fine-tunes) give an
+    # identical run; reuse it.
+    key = json.dumps([cls.__name__, _shape_relevant(config.to_dict())], sort_keys=True, default=str)
+    if key not in _KV_MEMO:
+        _KV_MEMO[key] = _kv_measure(cls, config, n)
+    rec = copy.deepcopy(_KV_MEMO[key])
+    rec["config_overrides"] = overrides
+    return rec
+
+
+def _kv_measure(cls: type, config, n: int) -> dict[str, Any]:
+    # float32 on purpose: CPU bfloat16 kernels (bmm in particular) are very slow without
+    # AVX512-BF16, and the cache's element count does not depend on the dtype.
+    model, big, small = _build_and_run(cls, config, torch.float32)
+    weights_dtype = "float32"
     n_params = sum(p.numel() for p in model.parameters())
-    big = _run_cache(model, config, KV_TOKENS)
-    small = _run_cache(model, config, KV_TOKENS_CHECK)
     del model
-    gc.collect()
 
     kv = ("keys", "values")
     self_kv = _sum(big["self"], kv)
@@ -789,25 +942,35 @@ def kv_measure(prep: dict[str, Any], full_config) -> dict[str, Any]:
         "kv_elements_per_token": self_kv / KV_TOKENS,
         "kv_bytes_per_token_bf16": 2 * self_kv / KV_TOKENS,
         "linear_in_tokens": self_kv * KV_TOKENS_CHECK == self_kv_small * KV_TOKENS,
-        "config_overrides": overrides,
         "class": cls.__name__,
         "reduced_model_params": n_params,
+        "weights_dtype": weights_dtype,
         "per_layer": [
             {"class": layer["class"], **{k: v for k, v in layer["tensors"].items()}}
             for layer in big["self"]
         ],
     }
+    if "via" in big:
+        rec["forward_via"] = big["via"]
     lt = getattr(text_cfg, "layer_types", None)
     if lt:
         rec["layer_types"] = list(lt)
+    if any("Sliding" in layer["class"] for layer in big["self"]):
+        for attr in ("sliding_window", "attention_chunk_size"):
+            if getattr(text_cfg, attr, None):
+                rec[attr] = getattr(text_cfg, attr)
+    if type(text_cfg).__name__ == "FalconConfig" and text_cfg.new_decoder_architecture:
+        rec["note"] = (
+            f"transformers' Falcon (new_decoder_architecture) expands K/V to all "
+            f"{text_cfg.num_attention_heads} heads before caching, although the model has "
+            f"num_kv_heads={text_cfg.num_kv_heads}"
+        )
     extra_big = _sum(big["self"], None, exclude=kv)
     if extra_big:
         extra_small = _sum(small["self"], None, exclude=kv)
         per_tok = (extra_big - extra_small) / (KV_TOKENS - KV_TOKENS_CHECK)
         rec["extra_state"] = {
-            "attrs": sorted(
-                {a for layer in big["self"] for a in layer["tensors"] if a not in kv}
-            ),
+            "attrs": sorted({a for layer in big["self"] for a in layer["tensors"] if a not in kv}),
             "elements_per_token": per_tok,
             "fixed_elements": extra_big - per_tok * KV_TOKENS,
         }
@@ -839,17 +1002,17 @@ def process(entry: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         return {"skip": prep["skip"]}
     result: dict[str, Any] = {}
     try:
-        config = build_config(prep["native_type"], prep["cfg"])
+        config = build_config(prep["native_type"], prep["cfg"], prep["notes"])
         cls = pick_class(prep, config)
-    except Exception as exc:  # noqa: BLE001 - recorded as a skip reason
+    except Exception as exc:
         return {"skip": f"config/class build failed: {type(exc).__name__}: {exc}"[:300]}
     if not args.no_params or not args.no_shapes:
         try:
             with _quiet(), torch.device("meta"):
                 model = cls(config)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return {"skip": f"meta instantiation failed: {type(exc).__name__}: {exc}"[:300]}
-        rec = count_params(model, config)
+        rec = count_params(model, config, entry["config"])
         rec["model_type"] = prep["model_type"]
         if prep["mapped_from"]:
             rec["mapped_from"] = prep["mapped_from"]
@@ -860,12 +1023,12 @@ def process(entry: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             note = prep["mapped_from"]["reason"] if prep["mapped_from"] else ""
             args.shapes_dir.mkdir(parents=True, exist_ok=True)
             path = args.shapes_dir / (mid.replace("/", "__") + ".txt")
-            path.write_text(shape_dump(mid, model, rec, note))
+            path.write_text(shape_dump(mid, model, config, rec, note))
         del model
     if not args.no_kv:
         try:
             result["kv"] = kv_measure(prep, config)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             result["kv_skip"] = f"{type(exc).__name__}: {exc}"[:300]
     gc.collect()
     return result
@@ -894,8 +1057,8 @@ def _meta(args: argparse.Namespace, what: str) -> dict[str, Any]:
     else:
         meta["notes"] = [
             f"reduced models: few layers (every distinct layer type kept), vocab {KV_VOCAB}, "
-            f"random float32 weights, batch 1, {KV_TOKENS} tokens; config_overrides lists "
-            "every change",
+            f"float32 pseudo-random weights (views of one shared buffer), batch 1, {KV_TOKENS} "
+            "tokens; config_overrides lists every change",
             "kv_elements_per_token counts keys+values tensors of the returned cache for the "
             "reduced layer count; kv_bytes_per_token_bf16 = 2 * that",
             "per_layer lists the shapes [batch, heads, tokens, head_dim] of each cached tensor",
@@ -965,8 +1128,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"done in {elapsed:.0f}s", file=sys.stderr)
 
     if args.only and not args.update:
-        print(json.dumps({"params": params, "kv": kv, "skipped": skipped, "kv_skipped": kv_skipped},
-                         indent=1, sort_keys=True))
+        print(
+            json.dumps(
+                {"params": params, "kv": kv, "skipped": skipped, "kv_skipped": kv_skipped},
+                indent=1,
+                sort_keys=True,
+            )
+        )
         return 0
 
     def merge(path: Path, models: dict[str, Any], skips: dict[str, str], what: str) -> None:
@@ -1003,8 +1171,7 @@ def _compare_published(entries: list[dict[str, Any]], params: dict[str, Any]) ->
         tag = "OK" if got == pub else ("OK(text part)" if text == pub else "DIFF")
         if tag == "DIFF":
             print(
-                f"published {e['id']}: golden {got:,} vs published {pub:,} "
-                f"(delta {got - pub:+,})",
+                f"published {e['id']}: golden {got:,} vs published {pub:,} (delta {got - pub:+,})",
                 file=sys.stderr,
             )
 

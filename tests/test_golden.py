@@ -44,12 +44,46 @@ def test_every_bundled_model_is_golden_or_skipped_with_a_reason() -> None:
     assert not missing, f"no golden count for {missing}; rerun the golden script"
 
 
-@pytest.mark.parametrize("model_id", sorted(PARAMS["models"]))
-def test_parameter_count_matches_transformers_exactly(model_id: str) -> None:
+# transformers 5.24 builds these differently from what their config.json says (and from the
+# checkpoints on the Hub), so its count cannot be the reference; fits follows the config.
+TRANSFORMERS_DEPARTS = {
+    "deepseek-ai/DeepSeek-Coder-V2-Lite-Instruct": "transformers adds q_a_proj/q_b_proj (rank "
+    "1536) although the config sets q_lora_rank null; the checkpoint has a plain q_proj",
+    "deepseek-ai/DeepSeek-V2-Lite-Chat": "same q_lora_rank null as DeepSeek-Coder-V2-Lite",
+    "bigscience/mt0-xxl": "the trimmed config has no tie_word_embeddings; MT5Config ties, the "
+    "mT5/mT0 checkpoints carry a separate lm_head",
+    "mistralai/Magistral-Small-2509": "the config has no top-level tie_word_embeddings, so "
+    "transformers ties; the checkpoint has its own lm_head (the Hub's safetensors total, "
+    "24,011,361,280, is checked below)",
+}
+
+
+def expected_params(model_id: str) -> int:
+    """What the checkpoint holds: transformers' parameters plus its persistent buffers
+    (DeepSeek-V3's router bias is a buffer there but a tensor in the checkpoint), plus the LM
+    head when the config unties it and transformers ties it anyway (T5 and mT5 in
+    transformers 5)."""
     golden = PARAMS["models"][model_id]
+    count = golden["params"] + golden.get("buffers_persistent", 0)
+    if golden.get("config_tie_word_embeddings") is False and golden["tied_embeddings"]:
+        count += golden["embedding_params"]
+    return int(count)
+
+
+@pytest.mark.parametrize("model_id", [
+    pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=TRANSFORMERS_DEPARTS[m]))
+    if m in TRANSFORMERS_DEPARTS else m for m in sorted(PARAMS["models"])])
+def test_parameter_count_matches_the_checkpoint_exactly(model_id: str) -> None:
     spec = build_spec(config_of(model_id))
-    assert spec.params == golden["params"]
+    assert spec.params == expected_params(model_id)
     assert not spec.approximate
+
+
+@pytest.mark.parametrize("model_id", sorted(
+    m for m in (*PARAMS["skipped"], *TRANSFORMERS_DEPARTS) if entries()[m.lower()].published_params))
+def test_where_transformers_cannot_tell_the_hub_count_does(model_id: str) -> None:
+    spec = build_spec(config_of(model_id))
+    assert spec.params == entries()[model_id.lower()].published_params
 
 
 @pytest.mark.parametrize("model_id", sorted(KV["models"]))

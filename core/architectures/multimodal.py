@@ -143,27 +143,32 @@ def qwen3_vl(cfg: Config) -> ModelSpec:
     return _with_vision(text, "qwen3_vl", qwen3_vl_vision(cfg.get("vision_config") or {}))
 
 
+# transformers' Llama4VisionConfig defaults, used for whatever a config leaves out.
+_LLAMA4_VISION_DEFAULTS: dict[str, Any] = {
+    "hidden_size": 768, "num_hidden_layers": 34, "intermediate_size": 5632, "image_size": 448,
+    "patch_size": 14, "num_channels": 3, "vision_output_dim": 7680, "projector_input_dim": 4096,
+    "projector_output_dim": 4096,
+}
+
+
 @register("llama4")
 def llama4(cfg: Config) -> ModelSpec:
     text = build_spec({"model_type": "llama4_text", **(cfg.get("text_config") or {})})
-    vision = cfg.get("vision_config") or {}
-    if not vision:
-        return replace(text, model_type="llama4")
+    vision = {**_LLAMA4_VISION_DEFAULTS, **(cfg.get("vision_config") or {})}
     hidden, patch = int(vision["hidden_size"]), int(vision["patch_size"])
-    channels = int(get(vision, "num_channels", default=3))
-    tower = [Tensor("v.patch_embd", hidden, channels * patch * patch, "conv", None, 1, "vision"),
-             Tensor("v.class_embd", 1, hidden, "embedding", None, 1, "vision"),
+    channels = int(vision["num_channels"])
+    tower = [Tensor("v.class_embd", 1, hidden, "embedding", None, 1, "vision"),
              Tensor("v.position_embd", _patches(vision) + 1, hidden, "embedding", None, 1,
-                    "vision")]
+                    "vision"),
+             Tensor("v.patch_embd", hidden, channels * patch * patch, "conv", None, 1, "vision")]
     tower += norm("v.pre_ln", hidden, None, True, "vision") + norm("v.post_ln", hidden, None, True,
                                                                    "vision")
     tower += _vit_layers(int(vision["num_hidden_layers"]), hidden, int(vision["intermediate_size"]))
-    ratio = float(get(vision, "pixel_shuffle_ratio", default=0.5))
-    shuffled = int(hidden / (ratio * ratio))
-    adapter_out = int(get(vision, "projector_output_dim", default=text.hidden))
-    proj_in = int(get(vision, "projector_input_dim", default=shuffled))
-    tower += linear("v.adapter_fc1", shuffled, proj_in, None, False, "vision")
-    tower += linear("v.adapter_fc2", proj_in, adapter_out, None, False, "vision")
-    projector = linear("mm.linear_1", int(get(vision, "vision_output_dim", default=adapter_out)),
-                       text.hidden, None, False, "projector")
+    # The adapter MLP reads the pixel-shuffled features, intermediate_size wide.
+    tower += linear("v.adapter_fc1", int(vision["intermediate_size"]),
+                    int(vision["projector_input_dim"]), None, False, "vision")
+    tower += linear("v.adapter_fc2", int(vision["projector_output_dim"]),
+                    int(vision["projector_output_dim"]), None, False, "vision")
+    projector = linear("mm.linear_1", int(vision["vision_output_dim"]), text.hidden, None, False,
+                       "projector")
     return _with_vision(text, "llama4", tower + projector)
