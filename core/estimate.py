@@ -102,6 +102,9 @@ def _training_suggestions(setup: Setup, add: Callable[..., None]) -> None:
         add("train=qlora", setup, "LoRA over a 4-bit (nf4) base", train="qlora")
     if setup.gpu.count > 1 and req.zero < 3:
         add("zero=3", setup, "shard parameters, gradients and optimizer states (FSDP)", zero=3)
+    if req.loss == "full":
+        add("loss=fused", setup, "a fused cross-entropy kernel that never holds all logits",
+            loss="fused")
     if req.offload == "none" and (setup.gpu.count > 1 or req.zero):
         add("offload=cpu", setup, "optimizer states in CPU RAM", offload="cpu")
 

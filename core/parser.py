@@ -79,13 +79,14 @@ KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "precision": ("dtype",),
     "zero": ("zero_stage", "fsdp"),
     "offload": ("cpu_offload",),
+    "loss": ("ce", "cross_entropy"),
 }
 _KEYS = {alias: key for key, aliases in KEY_ALIASES.items() for alias in (key, *aliases)}
 _ALL_KEYS = frozenset(_KEYS)
 TRAIN_METHODS = {"full": "full", "ft": "full", "full-finetune": "full", "lora": "lora",
                  "qlora": "qlora"}
-LORA_TARGETS = {"attn": "attn", "attention": "attn", "qkvo": "attn", "all": "all",
-                "all-linear": "all", "linear": "all"}
+LORA_TARGETS = {"qv": "qv", "q,v": "qv", "q-v": "qv", "attn": "attn", "attention": "attn",
+                "qkvo": "attn", "all": "all", "all-linear": "all", "linear": "all"}
 OPTIMIZERS = {
     "adamw": "adamw", "adam": "adamw", "adamw-torch": "adamw", "adamw-torch-fused": "adamw",
     "adamw8bit": "adamw8bit", "adamw-8bit": "adamw8bit", "adamw-bnb-8bit": "adamw8bit",
@@ -260,7 +261,7 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
         fields["mode"] = "train"  # train=lora says what the user wants
     if fields.get("mode") != "train":
         stray = [k for k in ("train", "r", "target", "optim", "gc", "precision", "zero",
-                             "offload") if k in fields]
+                             "offload", "loss") if k in fields]
         if stray:
             raise UserError(f"The option {stray[0]}= applies to training only.",
                             "Add mode=train (or train=full|lora|qlora).")
@@ -373,6 +374,8 @@ _VALUE_PARSERS: dict[str, Callable[[str], object]] = {
     "precision": _choice("precision", PRECISIONS),
     "zero": _zero,
     "offload": _choice("offload", {"none": "none", "off": "none", "no": "none", "cpu": "cpu"}),
+    "loss": _choice("loss", {"full": "full", "chunked": "chunked", "fused": "fused",
+                             "liger": "fused", "cce": "fused", "cut": "fused"}),
 }
 
 

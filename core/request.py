@@ -13,7 +13,7 @@ KvCacheType = Literal["fp16", "bf16", "fp8", "q8", "q4"]
 Attention = Literal["eager", "sdpa", "flash"]
 Mode = Literal["infer", "train"]
 TrainMethod = Literal["full", "lora", "qlora"]
-LoraTarget = Literal["attn", "all"]
+LoraTarget = Literal["qv", "attn", "all"]
 Optimizer = Literal["adamw", "adamw8bit", "paged_adamw8bit", "sgd", "adafactor"]
 # mixed: fp32 weights with bf16 autocast (HF Trainer, fp32-loaded model, bf16=True);
 # bf16: everything in bf16, no fp32 master copy; fp32: no reduced precision at all.
@@ -47,10 +47,15 @@ class EstimateRequest(BaseModel):
     mode: Mode = "infer"
     train: TrainMethod = Field(default="full", description="with mode=train")
     r: int = Field(default=16, ge=1, le=4096, description="LoRA rank")
-    target: LoraTarget = Field(default="all", description="LoRA on attention only, or every linear")
+    target: LoraTarget = Field(default="all", description="LoRA on q and v (PEFT's Llama default), all attention "
+                                "projections, or every linear layer")
     optim: Optimizer = "adamw"
     gc: bool | None = Field(default=None, description="gradient checkpointing; None: per method")
     precision: Precision | None = Field(default=None, description="None: per method")
     zero: int = Field(default=0, ge=0, le=3, description="ZeRO stage; FSDP full shard = 3")
     offload: Literal["none", "cpu"] = "none"
+    # full: logits of every token in bf16, upcast to fp32 for the loss (transformers);
+    # chunked: the head and loss run over chunks (torchtune); fused: a fused linear +
+    # cross-entropy kernel never holds the logits (Liger, Cut Cross-Entropy, Unsloth).
+    loss: Literal["full", "chunked", "fused"] = "full"
     gpu_given: bool = Field(default=True, description="False when gpu= was not typed")

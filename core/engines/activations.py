@@ -69,17 +69,24 @@ def eager_scores_bytes(spec: ModelSpec, batch: int, seq: int) -> float:
     return batch * spec.n_heads * seq * seq * (FP32 + ACT)
 
 
-def head_bytes_per_token(spec: ModelSpec) -> float:
-    """After the last layer: final norm, LM-head input, bf16 logits, fp32 logits, log-softmax."""
-    return FP32 * spec.hidden + 2 * ACT * spec.hidden + spec.vocab * (ACT + FP32 + FP32)
+# Bytes per token per vocabulary entry that the loss keeps: bf16 logits, their fp32 upcast and
+# the log-softmax (full); bf16 logits with one of 8 chunks upcast at a time (torchtune's
+# CEWithChunkedOutputLoss); a fused linear-cross-entropy kernel works through small chunks.
+LOGIT_BYTES = {"full": ACT + FP32 + FP32, "chunked": ACT + (FP32 + FP32) / 8,
+               "fused": (ACT + FP32 + FP32) / 16}
+
+
+def head_bytes_per_token(spec: ModelSpec, loss: str = "full") -> float:
+    """After the last layer: final norm, LM-head input, and what the loss keeps of the logits."""
+    return FP32 * spec.hidden + 2 * ACT * spec.hidden + spec.vocab * LOGIT_BYTES[loss]
 
 
 def activation_bytes(spec: ModelSpec, *, batch: int, seq: int, attn: str, gc: bool,
-                     method: str, target: str) -> float:
+                     method: str, target: str, loss: str = "full") -> float:
     tokens = batch * seq
     layer = layer_bytes_per_token(spec, method, target) * tokens
     if attn == "eager":
         layer += eager_scores_bytes(spec, batch, seq)
     # With checkpointing: every layer's input, plus one layer recomputed during backward.
     stored = spec.n_layers * ACT * spec.hidden * tokens + layer if gc else spec.n_layers * layer
-    return stored + head_bytes_per_token(spec) * tokens
+    return stored + head_bytes_per_token(spec, loss) * tokens

@@ -28,8 +28,11 @@ MLP_TARGETS = frozenset({"ffn_gate", "ffn_up", "ffn_down", "ffn_gate_exps", "ffn
 MFU = 0.4  # training utilisation of dense tensor TFLOPS (typical for Llama-class, bf16)
 
 
+QV_TARGETS = frozenset({"attn_q", "attn_v", "attn_qkv", "attn_q_b", "attn_kv_b"})
+
+
 def lora_targets(spec: ModelSpec, target: str) -> list[Tensor]:
-    names = ATTN_TARGETS if target == "attn" else ATTN_TARGETS | MLP_TARGETS
+    names = {"qv": QV_TARGETS, "attn": ATTN_TARGETS}.get(target, ATTN_TARGETS | MLP_TARGETS)
     return [t for t in spec.tensors
             if t.part == "text" and t.kind == "linear" and t.name in names and t.layer is not None]
 
@@ -106,7 +109,8 @@ def estimate(sc: Scenario) -> EngineEstimate:
         weights = weight_bytes(spec, fmt) + trainable * 4
         grads = trainable * 4
         state = 4
-        what = "attention projections" if req.target == "attn" else "every linear layer"
+        what = {"qv": "the q and v projections", "attn": "the attention projections"}.get(
+            req.target, "every linear layer")
         assumptions.append(
             f"{'QLoRA' if req.train == 'qlora' else 'LoRA'} rank {req.r} on {what}: "
             f"{trainable:,} trainable parameters in fp32 over a frozen {fmt.label} base")
@@ -121,14 +125,20 @@ def estimate(sc: Scenario) -> EngineEstimate:
         grads //= n
     if zero >= 3:
         weights //= n
-        gather = 2 * max(_layer_bytes(spec, layer) for layer in range(spec.n_layers))
+        # FSDP gathers the current and the prefetched layer in full, and holds one layer's full
+        # gradient until it is reduce-scattered (only for weights that train).
+        layer = max(_layer_bytes(spec, layer) for layer in range(spec.n_layers))
+        grad_width = {"mixed": 4, "bf16": 2, "fp32": 4}[precision] if req.train == "full" else 0
+        gather = 2 * layer + layer // 2 * grad_width
     if req.offload == "cpu":
-        cpu_ram = optim * n + (weights * n if zero >= 3 else 0)
-        optim = 0
+        # DeepSpeed's offload_optimizer and FSDP's CPUOffload move the optimizer states and the
+        # gradient shards to the CPU (FSDP and ZeRO-3 offload the parameter shards too).
+        cpu_ram = (optim + grads + (weights if zero >= 3 else 0)) * n
+        optim, grads = 0, 0
         if zero >= 3:
             weights = 0
-        assumptions.append("optimizer states" + (" and parameters" if zero >= 3 else "")
-                           + " offloaded to CPU RAM")
+        assumptions.append("optimizer states and gradients" + (" and parameters" if zero >= 3
+                                                                else "") + " offloaded to CPU RAM")
     if n > 1:
         layout = {0: "DDP: a full replica per GPU", 1: "ZeRO-1: optimizer states sharded",
                   2: "ZeRO-2: optimizer states and gradients sharded",
@@ -140,13 +150,16 @@ def estimate(sc: Scenario) -> EngineEstimate:
 
     micro = req.batch
     acts = activation_bytes(spec, batch=micro, seq=req.ctx, attn=req.attn, gc=gc,
-                            method=req.train, target=req.target)
+                            method=req.train, target=req.target, loss=req.loss)
     if req.train == "qlora":
         # bitsandbytes dequantizes one weight to bf16 for each matmul, forward and backward.
         acts += 2 * max(t.rows * t.cols for t in spec.tensors if t.kind == "linear")
     assumptions.append(
         f"micro-batch {micro} x {req.ctx:,} tokens, {req.attn} attention, gradient checkpointing "
-        f"{'on' if gc else 'off'}; logits upcast to fp32 for the loss")
+        f"{'on' if gc else 'off'}; " + {
+            "full": "logits of every token upcast to fp32 for the loss",
+            "chunked": "loss over logit chunks (torchtune)",
+            "fused": "fused linear cross-entropy, no full logits"}[req.loss])
 
     est = EngineEstimate(weights=int(weights), kv_cache=0, activations=int(acts + gather),
                          overhead=TORCH_CUDA_OVERHEAD, gradients=int(grads), optimizer=int(optim))

@@ -1,0 +1,70 @@
+"""Training totals against published measurements (bench/reference/training_cases.jsonl).
+
+    python -m bench.training_reference          # prints a Markdown table
+
+Each case maps a record of bench/reference/measured-public.jsonl to the fits command that
+describes its setup. Allocator figures (max_memory_allocated, torchtune's peak) are compared
+with fits' total without the CUDA context; reserved figures with the total including it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.answer import estimate_command
+from core.parser import EstimateCommand, parse_command
+
+HERE = Path(__file__).parent / "reference"
+UNITS = {"GiB": 1 << 30, "GB": 10**9, "MiB": 1 << 20, "MB": 10**6}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    id: str
+    command: str
+    measured_bytes: float
+    estimated_bytes: float
+    why: str
+
+    @property
+    def error(self) -> float:
+        return (self.estimated_bytes - self.measured_bytes) / self.measured_bytes
+
+
+def records() -> dict[str, dict[str, object]]:
+    rows = (json.loads(line) for line in (HERE / "measured-public.jsonl").read_text().splitlines()
+            if line.strip())
+    return {str(row["id"]): row for row in rows}
+
+
+def compare_all() -> list[Comparison]:
+    refs = records()
+    out = []
+    for line in (HERE / "training_cases.jsonl").read_text().splitlines():
+        if not line.strip():
+            continue
+        case = json.loads(line)
+        record = refs[case["id"]]
+        measured = float(record["measured"][case["quantity"]]) * UNITS[case["unit"]]  # type: ignore[index]
+        command = parse_command(case["command"])
+        assert isinstance(command, EstimateCommand)
+        report = estimate_command(command)
+        estimated = report.total_bytes
+        if case["measures"] == "allocated":
+            estimated -= report.breakdown.overhead
+        out.append(Comparison(case["id"], case["command"], measured, estimated, case["why"]))
+    return out
+
+
+def main() -> None:
+    print("| record | fits command | measured | fits | error |")
+    print("| --- | --- | --- | --- | --- |")
+    for c in compare_all():
+        print(f"| {c.id} | `{c.command}` | {c.measured_bytes / 2**30:.2f} GiB | "
+              f"{c.estimated_bytes / 2**30:.2f} GiB | {c.error:+.1%} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Training estimates through the real path: command -> parser -> snapshot -> Report."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.training_reference import compare_all
+from core.engines.training import lora_params
+from core.resolve import resolve_offline
+from tests.conftest import run_command
+
+GIB = 1 << 30
+LLAMA2_7B = 6_738_415_616
+
+
+def test_lora_trainable_parameters_match_peft() -> None:
+    spec = resolve_offline("meta-llama/Llama-2-7b-hf").spec
+    # PEFT's print_trainable_parameters for Llama-2-7B: r=8 on q_proj,v_proj; r=16 all-linear
+    assert lora_params(spec, 8, "qv") == 4_194_304
+    assert lora_params(spec, 16, "all") == 39_976_960
+
+
+def test_full_fine_tuning_bytes_per_parameter_follow_the_precision() -> None:
+    mixed = run_command("meta-llama/Llama-2-7b-hf train=full gpu=h100")
+    assert mixed.breakdown.gradients == 4 * LLAMA2_7B
+    assert mixed.breakdown.optimizer == 8 * LLAMA2_7B  # two fp32 AdamW states
+    assert mixed.breakdown.weights > 4 * LLAMA2_7B  # fp32 master + autocast's bf16 copies
+    pure = run_command("meta-llama/Llama-2-7b-hf train=full precision=bf16 gpu=h100")
+    assert pure.breakdown.weights == pure.breakdown.gradients == 2 * LLAMA2_7B
+    assert pure.breakdown.optimizer == 4 * LLAMA2_7B
+    eight = run_command("meta-llama/Llama-2-7b-hf train=full optim=adamw8bit gpu=h100")
+    assert eight.breakdown.optimizer == pytest.approx(2 * LLAMA2_7B, rel=0.01)
+
+
+def test_zero_stages_shard_states_then_gradients_then_weights() -> None:
+    base = "meta-llama/Llama-2-7b-hf train=full precision=bf16 gpu=4xa100-80g"
+    ddp, z1, z2, z3 = (run_command(f"{base} zero={z}").breakdown for z in range(4))
+    assert z1.optimizer == ddp.optimizer // 4
+    assert z2.gradients == z1.gradients // 4 and z2.optimizer == z1.optimizer
+    assert z3.weights == z2.weights // 4
+    assert ddp.gradients == 2 * 2 * LLAMA2_7B  # DDP's bucket buffers copy the gradients
+
+
+def test_cpu_offload_moves_states_to_ram_and_says_how_much() -> None:
+    report = run_command("meta-llama/Llama-2-7b-hf train=full gpu=2xa100-80g zero=3 offload=cpu")
+    assert report.breakdown.optimizer == 0
+    assert report.engine_details["cpu_ram_bytes"] >= 8 * LLAMA2_7B
+    assert any("offloaded to CPU RAM" in a for a in report.assumptions)
+
+
+def test_checkpointing_trades_memory_for_compute() -> None:
+    off = run_command("meta-llama/Llama-2-7b-hf train=lora ctx=2048 batch=4 gc=off gpu=a100-80g")
+    on = run_command("meta-llama/Llama-2-7b-hf train=lora ctx=2048 batch=4 gc=on gpu=a100-80g")
+    assert on.breakdown.activations < off.breakdown.activations / 3
+    assert on.speed.step_seconds > off.speed.step_seconds  # the forward runs twice
+
+
+def test_activations_grow_with_batch_and_sequence() -> None:
+    def acts(batch: int, ctx: int) -> int:
+        return run_command(f"meta-llama/Llama-2-7b-hf train=lora ctx={ctx} batch={batch} "
+                           "gpu=a100-80g").breakdown.activations
+
+    assert acts(2, 1024) == pytest.approx(2 * acts(1, 1024), rel=0.01)
+    assert acts(1, 2048) == pytest.approx(2 * acts(1, 1024), rel=0.01)  # SDPA: linear in seq
+    eager = run_command("meta-llama/Llama-2-7b-hf train=lora ctx=2048 attn=eager gpu=a100-80g")
+    assert eager.breakdown.activations > acts(1, 2048)  # eager keeps the s x s scores
+
+
+def test_full_fine_tuning_on_a_4090_suggests_what_fits() -> None:
+    report = run_command("meta-llama/Llama-2-7b-hf train=full ctx=2048 gpu=4090")
+    assert not report.fits
+    changes = [s.change for s in report.suggestions]
+    assert "train=qlora" in changes
+    assert any(c.startswith('gpu="') and "zero=3" in c for c in changes)
+    for suggestion in report.suggestions:
+        words = "meta-llama/Llama-2-7b-hf train=full ctx=2048 gpu=4090".split()
+        change = suggestion.change
+        if change.startswith("gpu="):
+            words = [w for w in words if not w.startswith("gpu=")]
+        if change.startswith("train="):
+            words = [w for w in words if not w.startswith("train=")]
+        assert run_command(" ".join([*words, change])).fits, change
+
+
+def test_largest_micro_batch_and_sequence_are_boundaries() -> None:
+    cmd = "meta-llama/Llama-2-7b-hf train=qlora ctx=2048 gpu=4090"
+    report = run_command(cmd)
+    batch = report.max_batch
+    assert batch and run_command(f"{cmd} batch={batch}").fits
+    assert not run_command(f"{cmd} batch={batch + 1}").fits
+
+
+def test_training_speed_counts_six_flops_per_parameter_per_token() -> None:
+    report = run_command("meta-llama/Llama-2-7b-hf train=full precision=bf16 ctx=2048 batch=1 "
+                         "gc=off gpu=8xh100 zero=3")
+    assert report.engine_details["flops_per_token"] == 6 * LLAMA2_7B
+    assert report.speed.step_seconds and report.speed.train_tokens_per_s
+
+
+@pytest.mark.parametrize("record", ["m074", "m061", "m214", "m215", "m217", "m219", "m221"])
+def test_published_training_measurements_within_ten_percent(record: str) -> None:
+    comparison = next(c for c in compare_all() if c.id == record)
+    assert abs(comparison.error) <= 0.10, f"{record}: {comparison.error:+.1%}"
