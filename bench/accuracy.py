@@ -1,0 +1,261 @@
+"""fits against every published measurement in bench/reference/measured-public.jsonl.
+
+    python -m bench.accuracy          # per-comparison table, summary by engine/task, worst, excluded
+
+Inference records are mapped in bench/reference/cases.jsonl: each case names the fits command
+that describes the record's setup and which measured key is compared with which Report quantity
+(`compare`), or says why the record cannot be compared (`excluded`). Training records are mapped
+in bench/reference/training_cases.jsonl and compared by bench.training_reference; training
+records it does not map are listed as excluded. Every case runs through the real path
+(core.parser.parse_command + core.answer.estimate_command); a command that fails raises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import training_reference
+from core.answer import estimate_command
+from core.parser import EstimateCommand, parse_command
+from core.report import Report
+
+HERE = Path(__file__).parent / "reference"
+GB = 10**9
+BYTE_UNITS = {"GiB": 1 << 30, "GB": 10**9, "MiB": 1 << 20, "MB": 10**6}
+COUNT_UNITS = ("tokens", "blocks", "count")
+
+
+def _details(key: str) -> Callable[[Report], float]:
+    def get(report: Report) -> float:
+        value = report.engine_details.get(key)
+        if not isinstance(value, (int, float)):
+            raise KeyError(f"engine_details has no number {key!r} for engine {report.engine}")
+        return float(value)
+    return get
+
+
+# Report quantity -> (getter, is a byte count). Each reads real fields of the Report.
+QUANTITIES: dict[str, tuple[Callable[[Report], float], bool]] = {
+    "weights": (lambda r: r.breakdown.weights, True),
+    "kv_cache": (lambda r: r.breakdown.kv_cache, True),
+    "activations": (lambda r: r.breakdown.activations, True),
+    "overhead": (lambda r: r.breakdown.overhead, True),
+    "total": (lambda r: r.total_bytes, True),
+    # allocator figures (torch.cuda.max_memory_allocated) leave out the CUDA context
+    "total_without_context": (lambda r: r.total_bytes - r.breakdown.overhead, True),
+    # summed over every GPU of gpu=Nx... (the breakdown is per GPU)
+    "kv_cache_all_gpus": (lambda r: r.breakdown.kv_cache * r.gpu.count, True),
+    "total_without_context_all_gpus": (
+        lambda r: (r.total_bytes - r.breakdown.overhead) * r.gpu.count, True),
+    "gguf_weights": (_details("weights_total_bytes"), True),
+    "budget": (_details("budget_bytes"), True),
+    "kv_cache_tokens": (_details("kv_cache_tokens"), False),
+    "kv_blocks": (_details("kv_blocks"), False),
+    "max_concurrency": (_details("max_concurrency"), False),
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    id: str
+    engine: str  # the engine fits ran (hf, vllm, llama.cpp, ...)
+    task: str  # inference | training
+    measured_key: str
+    quantity: str
+    command: str
+    measured: float  # bytes, or a count for token/block/concurrency quantities
+    estimated: float
+    is_bytes: bool
+    why: str
+
+    @property
+    def error(self) -> float:
+        """Signed relative error of fits: (fits - measured) / measured."""
+        return (self.estimated - self.measured) / self.measured
+
+    @property
+    def abs_error_gb(self) -> float | None:
+        return abs(self.estimated - self.measured) / GB if self.is_bytes else None
+
+    @property
+    def group(self) -> str:
+        return f"{self.engine}/{self.task}"
+
+
+@dataclass(frozen=True)
+class Excluded:
+    id: str
+    task: str
+    reason: str
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def records() -> dict[str, dict[str, Any]]:
+    return {str(r["id"]): r for r in _jsonl(HERE / "measured-public.jsonl")}
+
+
+def cases() -> list[dict[str, Any]]:
+    return _jsonl(HERE / "cases.jsonl")
+
+
+def estimate(command_text: str) -> Report:
+    """One command through the real path; anything that does not estimate raises."""
+    command = parse_command(command_text)
+    if not isinstance(command, EstimateCommand):
+        raise ValueError(f"{command_text!r} is not an estimate command")
+    return estimate_command(command)
+
+
+def _bytes_per_unit(unit: str, case_id: str) -> int:
+    if unit not in BYTE_UNITS:
+        raise ValueError(f"{case_id}: unit {unit!r} is not one of {sorted(BYTE_UNITS)}; "
+                         "set 'unit' in the case")
+    return BYTE_UNITS[unit]
+
+
+def compare_case(case: dict[str, Any], record: dict[str, Any]) -> list[Comparison]:
+    report = estimate(case["command"])
+    out = []
+    for key, quantity in case["compare"].items():
+        getter, is_bytes = QUANTITIES[quantity]
+        value = float(record["measured"][key])
+        if is_bytes:
+            value *= _bytes_per_unit(case.get("unit") or record["unit"], case["id"])
+        out.append(Comparison(case["id"], report.engine, str(record["task"]), key, quantity,
+                              case["command"], value, float(getter(report)), is_bytes,
+                              case["why"]))
+    return out
+
+
+def _training() -> list[Comparison]:
+    mapped = {c["id"]: c for c in _jsonl(HERE / "training_cases.jsonl")}
+    out = []
+    for t in training_reference.compare_all():
+        case = mapped[t.id]
+        quantity = "total_without_context" if case["measures"] == "allocated" else "total"
+        out.append(Comparison(t.id, "hf", "training", case["quantity"], quantity, t.command,
+                              t.measured_bytes, t.estimated_bytes, True, t.why))
+    return out
+
+
+def _check_cases(refs: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) -> None:
+    seen: set[str] = set()
+    for case in rows:
+        cid = case.get("id")
+        if cid not in refs:
+            raise ValueError(f"case {cid!r} names no record of measured-public.jsonl")
+        if cid in seen:
+            raise ValueError(f"case {cid} appears twice in cases.jsonl")
+        seen.add(cid)
+        if refs[cid]["task"] == "training":
+            raise ValueError(f"{cid} is a training record; map it in training_cases.jsonl")
+        if "excluded" in case:
+            if not str(case["excluded"]).strip():
+                raise ValueError(f"{cid}: an exclusion needs a reason")
+            continue
+        if not case.get("compare"):
+            raise ValueError(f"{cid}: a case compares at least one quantity or is excluded")
+        for key, quantity in case["compare"].items():
+            if key not in refs[cid]["measured"]:
+                raise ValueError(f"{cid}: {key!r} is not a measured key of the record")
+            if quantity not in QUANTITIES:
+                raise ValueError(f"{cid}: {quantity!r} is not a known quantity")
+
+
+def run_all() -> tuple[list[Comparison], list[Excluded]]:
+    refs = records()
+    rows = cases()
+    _check_cases(refs, rows)
+    comparisons: list[Comparison] = []
+    excluded: list[Excluded] = []
+    for case in rows:
+        if "excluded" in case:
+            excluded.append(Excluded(case["id"], "inference", str(case["excluded"])))
+        else:
+            comparisons += compare_case(case, refs[case["id"]])
+    comparisons += _training()
+    training_mapped = {c.id for c in comparisons if c.task == "training"}
+    for rid, rec in refs.items():
+        if rec["task"] == "training" and rid not in training_mapped:
+            excluded.append(Excluded(rid, "training", "training record not (yet) mapped in "
+                                     "bench/reference/training_cases.jsonl"))
+    order = list(refs)
+    comparisons.sort(key=lambda c: order.index(c.id))
+    excluded.sort(key=lambda e: order.index(e.id))
+    return comparisons, excluded
+
+
+def run() -> list[Comparison]:
+    return run_all()[0]
+
+
+def excluded() -> list[Excluded]:
+    return run_all()[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _stats(items: Iterable[Comparison]) -> dict[str, float | int | None]:
+    items = list(items)
+    errors = [abs(c.error) for c in items]
+    gb = [e for c in items if (e := c.abs_error_gb) is not None]
+    return {
+        "n": len(items),
+        "median_ape": statistics.median(errors),
+        "p90_ape": _percentile(errors, 90),
+        "median_abs_gb": statistics.median(gb) if gb else None,
+    }
+
+
+def summary(comparisons: list[Comparison]) -> dict[str, Any]:
+    """{'overall': stats, 'groups': {'engine/task': stats}}; ape = absolute percentage error
+    as a fraction (0.05 = 5%), abs_gb = absolute error in decimal GB (byte quantities only)."""
+    groups: dict[str, list[Comparison]] = {}
+    for c in comparisons:
+        groups.setdefault(c.group, []).append(c)
+    return {"overall": _stats(comparisons),
+            "groups": {g: _stats(items) for g, items in sorted(groups.items())}}
+
+
+def _fmt(c: Comparison, value: float) -> str:
+    return f"{value / 2**30:.2f} GiB" if c.is_bytes else f"{value:,.2f}"
+
+
+def main() -> None:
+    comparisons, skipped = run_all()
+    print("| record | engine/task | measured key | fits quantity | measured | fits | error |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for c in comparisons:
+        print(f"| {c.id} | {c.group} | {c.measured_key} | {c.quantity} | "
+              f"{_fmt(c, c.measured)} | {_fmt(c, c.estimated)} | {c.error:+.1%} |")
+    result = summary(comparisons)
+    print("\n| engine/task | n | median APE | p90 APE | median abs error |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, s in [*result["groups"].items(), ("overall", result["overall"])]:
+        gb = "-" if s["median_abs_gb"] is None else f"{s['median_abs_gb']:.2f} GB"
+        print(f"| {name} | {s['n']} | {s['median_ape']:.1%} | {s['p90_ape']:.1%} | {gb} |")
+    print("\nWorst 10:")
+    for c in sorted(comparisons, key=lambda c: -abs(c.error))[:10]:
+        print(f"  {c.id} {c.measured_key} -> {c.quantity}: measured {_fmt(c, c.measured)}, "
+              f"fits {_fmt(c, c.estimated)} ({c.error:+.1%})  `{c.command}`")
+    print(f"\nExcluded ({len(skipped)}):")
+    for e in skipped:
+        print(f"  {e.id} [{e.task}]: {e.reason}")
+
+
+if __name__ == "__main__":
+    main()

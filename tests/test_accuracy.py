@@ -1,0 +1,87 @@
+"""The accuracy harness (bench/accuracy.py) against published measurements."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import accuracy
+from bench.accuracy import Comparison, Excluded
+from core.errors import UserError
+
+# Median absolute percentage error allowed per engine/task group: the median when the harness
+# landed, rounded up to the next 5%, so a change that makes a group worse fails here. The lead
+# tightens these as calibration improves (and adds a group when its first record is mapped).
+MEDIAN_BOUNDS = {
+    "exllamav2/inference": 0.05,
+    "hf/inference": 0.10,
+    "hf/training": 0.10,
+    "llama.cpp/inference": 0.05,
+    "sglang/inference": 0.05,
+    "tgi/inference": 0.10,
+    "vllm/inference": 0.10,
+}
+
+
+@pytest.fixture(scope="module")
+def harness() -> tuple[list[Comparison], list[Excluded]]:
+    return accuracy.run_all()
+
+
+def test_every_record_is_compared_or_excluded_with_a_reason(
+        harness: tuple[list[Comparison], list[Excluded]]) -> None:
+    comparisons, excluded = harness
+    compared = {c.id for c in comparisons}
+    skipped = {e.id for e in excluded}
+    assert not compared & skipped
+    assert compared | skipped == set(accuracy.records())
+    assert all(e.reason.strip() for e in excluded)
+    assert len(excluded) == len(skipped)
+
+
+def test_every_inference_record_has_a_case_in_id_order() -> None:
+    records = accuracy.records()
+    inference = [rid for rid, r in records.items() if r["task"] != "training"]
+    assert [c["id"] for c in accuracy.cases()] == inference
+
+
+def test_every_case_command_runs() -> None:
+    for case in accuracy.cases():
+        if "excluded" in case:
+            continue
+        report = accuracy.estimate(case["command"])
+        assert report.total_bytes > 0, case["id"]
+
+
+def test_a_failing_command_raises() -> None:
+    record = accuracy.records()["m002"]
+    case = {"id": "m002", "command": "no-such-model/at-all engine=vllm",
+            "compare": {"model_weights": "weights"}, "why": "test"}
+    with pytest.raises(UserError):  # an error, never a skip
+        accuracy.compare_case(case, record)
+
+
+def test_comparisons_are_finite_and_positive(
+        harness: tuple[list[Comparison], list[Excluded]]) -> None:
+    comparisons, _ = harness
+    assert comparisons
+    for c in comparisons:
+        assert c.measured > 0 and c.estimated >= 0, c
+
+
+def test_group_medians_stay_within_their_bounds(
+        harness: tuple[list[Comparison], list[Excluded]]) -> None:
+    groups = accuracy.summary(harness[0])["groups"]
+    assert set(groups) <= set(MEDIAN_BOUNDS), f"new group(s): {set(groups) - set(MEDIAN_BOUNDS)}"
+    for name, stats in groups.items():
+        assert stats["median_ape"] <= MEDIAN_BOUNDS[name], (name, stats)
+
+
+def test_summary_shape() -> None:
+    c = Comparison("x", "hf", "inference", "k", "total", "cmd", 100.0, 110.0, True, "")
+    d = Comparison("y", "hf", "inference", "k", "kv_cache_tokens", "cmd", 10.0, 5.0, False, "")
+    result = accuracy.summary([c, d])
+    assert result["overall"]["n"] == 2
+    group = result["groups"]["hf/inference"]
+    assert group["median_ape"] == pytest.approx(0.30)
+    assert group["p90_ape"] == pytest.approx(0.5)
+    assert group["median_abs_gb"] == pytest.approx(10 / 1e9)
