@@ -22,8 +22,9 @@ MAX_NUM_SEQS = 256
 # m117 0.24 GiB; with tensor parallelism NCCL buffers add about 2 GiB (m118, m119).
 NON_TORCH_SINGLE = 240 * MIB
 NON_TORCH_TP = 2 * GIB
-# SGLang's default static memory fraction is lower than vLLM's 0.9.
-ENGINE_UTIL = {"vllm": None, "sglang": 0.88, "tgi": None}
+# SGLang's default static memory fraction is lower than vLLM's 0.9; TGI fills what is free
+# (its CUDA_MEMORY_FRACTION defaults to 1.0).
+ENGINE_UTIL = {"vllm": None, "sglang": 0.88, "tgi": 1.0}
 
 
 def profile_activation_bytes(sc: Scenario) -> int:
@@ -46,8 +47,9 @@ def _expert_width(sc: Scenario) -> int:
 def estimate(sc: Scenario) -> EngineEstimate:
     req, spec = sc.request, sc.spec
     engine = req.engine or "vllm"
-    util = ENGINE_UTIL.get(engine) or req.util
-    budget = int(util * sc.gpu_memory_bytes)
+    util = req.util if req.util != 0.9 else (ENGINE_UTIL.get(engine) or req.util)
+    # vLLM multiplies by the total CUDA reports (torch.cuda.mem_get_info), not the marketed size.
+    budget = int(util * sc.gpu_usable_bytes)
     weights = weight_bytes(spec, sc.fmt) // sc.tp
     act = profile_activation_bytes(sc)
     non_torch = NON_TORCH_SINGLE if sc.tp == 1 else NON_TORCH_TP
@@ -58,8 +60,7 @@ def estimate(sc: Scenario) -> EngineEstimate:
     capacity = blocks * BLOCK_TOKENS
     needed = req.ctx * req.batch
     est = EngineEstimate(weights, pool, act, non_torch)
-    est.fits_override = (weights + act + non_torch < budget and capacity >= needed
-                         and budget <= sc.gpu_usable_bytes)
+    est.fits_override = weights + act + non_torch < budget and capacity >= needed
     est.details.update({
         "budget_bytes": budget, "gpu_memory_utilization": util,
         "kv_cache_tokens": capacity, "kv_blocks": blocks,
@@ -75,9 +76,6 @@ def estimate(sc: Scenario) -> EngineEstimate:
         f"({MAX_NUM_BATCHED_TOKENS:,} batched tokens) leave with KV blocks")
     if KV_ELEMENT_BYTES[kv_type] == 1.0:
         est.assumptions.append("KV cache in fp8 (kv_cache_dtype=fp8)")
-    if budget > sc.gpu_usable_bytes:
-        est.warnings.append(
-            f"util={util:g} asks for more than the GPU can allocate; lower util")
     if capacity < needed:
         est.warnings.append(
             f"the KV pool holds {capacity:,} tokens, fewer than ctx x batch = {needed:,}")
