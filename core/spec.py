@@ -65,6 +65,10 @@ class ModelSpec:
     encoder_decoder: bool = False
     encoder_layers: int = 0
     gated_mlp: bool = True
+    layer_norm: bool = False  # LayerNorm (saves its bf16 input) rather than HF's fp32 RMSNorm
+    parallel_block: bool = False  # one norm feeds attention and MLP side by side
+    activation: str = "silu"
+    residual_dropout: bool = False  # dropout after attention and MLP keeps a mask in training
     approximate: bool = False
     notes: tuple[str, ...] = ()
     quantization: dict[str, object] | None = field(default=None, compare=False)

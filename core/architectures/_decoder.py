@@ -129,6 +129,10 @@ def build_decoder(
         tied_embeddings=is_tied,
         moe=moe,
         gated_mlp=layout.gated_mlp,
+        layer_norm=layout.norm_bias or model_type in ("cohere", "cohere2", "mpt", "dbrx"),
+        parallel_block=layout.norms_per_layer == 1,
+        activation=str(get(cfg, "hidden_act", "activation_function", default="silu")),
+        residual_dropout=float(get(cfg, "resid_pdrop", "hidden_dropout", default=0.0) or 0) > 0,
         notes=layout.notes,
     )
 

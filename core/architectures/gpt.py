@@ -17,6 +17,8 @@ _GPT = DecoderLayout(qkv_bias=True, o_bias=True, mlp_bias=True, gated_mlp=False,
 @register("gpt2")
 def gpt2(cfg: Config) -> ModelSpec:
     positions = int(get(cfg, "n_positions", "max_position_embeddings", default=1024))
+    # GPT2Config's defaults, for configs that leave them out
+    cfg = {"activation_function": "gelu_new", "resid_pdrop": 0.1, **cfg}
     return build_decoder(cfg, "gpt2", replace(_GPT, learned_positions=positions))
 
 

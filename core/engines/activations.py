@@ -26,47 +26,86 @@ ACT = 2  # bf16 activations
 FP32 = 4
 
 
-def _widths(spec: ModelSpec) -> tuple[int, int, int]:
-    """(hidden, q width, MLP width per token: the dense MLP or top_k experts + shared ones)."""
+def _widths(spec: ModelSpec) -> tuple[int, int, int, int]:
+    """(hidden, q width, kv width, MLP width per token: dense, or top_k experts + shared)."""
     q = spec.n_heads * spec.head_dim
+    kv = spec.n_kv_heads * spec.head_dim
     ffn = spec.intermediate
     if spec.moe is not None:
         experts = [t for t in spec.tensors if t.name == "ffn_up_exps"]
         shared = [t for t in spec.tensors if t.name == "ffn_up_shexp"]
         width = experts[0].rows * spec.moe.top_k if experts else ffn
         ffn = width + (shared[0].rows if shared else 0)
-    return spec.hidden, q, ffn
+    return spec.hidden, q, kv, ffn
 
 
-def layer_bytes_per_token(spec: ModelSpec, method: str, target: str) -> float:
-    """Saved bytes per token of one layer (SDPA attention, no checkpointing)."""
-    h, q, f = _widths(spec)
+# Extra bf16 tensors a composite activation keeps per MLP element: the tanh form of GELU
+# ("gelu_new", GPT-2) is built from elementwise ops whose kept inputs cost 5 more bytes per
+# element (measured, tests/golden/activations.json).
+ACTIVATION_EXTRA = {"gelu_new": 5, "gelu_pytorch_tanh": 0, "gelu_fast": 5}
+# Bytes eager attention keeps per score: the fp32 softmax and its bf16 copy (Llama); GPT-2 keeps
+# a dropout mask instead of the copy, GPT-NeoX only the fp32 softmax. transformers' Falcon calls
+# SDPA in its eager path too, so it keeps no scores at all.
+SCORE_BYTES = {"gpt2": FP32 + 1, "gpt_neox": FP32, "falcon": 0}
+
+
+def layer_bytes_per_token(spec: ModelSpec, method: str, target: str,
+                          attn: str = "sdpa") -> float:
+    """Saved bytes per token of one layer, without checkpointing.
+
+    Checked against tests/golden/activations.json (Llama-2/3, GPT-2, GPT-NeoX, Falcon, Mixtral).
+    """
+    h, q, kv, f = _widths(spec)
     full = method == "full"
-    norms = 2 * (FP32 * h + (ACT * h if full else 0))
-    attention = 4 * ACT * q  # SDPA: q, k, v (expanded to all heads), output
-    o_input = ACT * q if full else 0
-    mlp = (4 if spec.gated_mlp else 2) * ACT * f
-    if not full:
-        mlp -= ACT * f  # the down projection's input is not kept when its weight is frozen
-    total: float = norms + attention + o_input + mlp + (ACT * h if full else 0)
+    n_norms = 1 if spec.parallel_block else 2
+    total: float
+    if spec.layer_norm:
+        # native LayerNorm keeps its bf16 input; with trained weights each block's linear
+        # layers keep the normed output too
+        total = n_norms * ACT * h + (n_norms * ACT * h if full else 0)
+        total += ACT * q  # rotary: the partially rotated q/k are rebuilt by cat
+    else:
+        # HF RMSNorm upcasts to fp32 and keeps it; the weight's multiply keeps the normed value
+        total = n_norms * (FP32 * h + (ACT * h if full else 0)) + (ACT * h if full else 0)
+    # SDPA keeps q, k, v and its output; eager attention expands GQA's K/V to every head first
+    kv_kept = q if attn == "eager" and spec.model_type != "falcon" else kv
+    total += ACT * (2 * q + 2 * kv_kept)
+    total += ACT * q if full else 0  # o_proj input
+    if spec.gated_mlp:
+        total += 3 * ACT * f + (ACT * f if full else 0)  # gate, act(gate), up; down's input
+    else:
+        total += ACT * f + ACT * f * (1 if full else 0)  # pre-activation; fc2's input
+        total += ACT_EXTRA(spec.activation) * f
+    if spec.moe is not None:
+        total += spec.moe.top_k * ACT * h  # the tokens gathered for each chosen expert
+    if spec.residual_dropout:
+        total += 2 * h  # one bool mask after attention, one after the MLP
     if not full:
         total += _adapter_inputs(spec, target)
     return total
 
 
+def ACT_EXTRA(activation: str) -> float:
+    return ACTIVATION_EXTRA.get(activation, 0)
+
+
 def _adapter_inputs(spec: ModelSpec, target: str) -> float:
     """Each LoRA adapter keeps its dropout mask (1 byte) and its input cast to fp32."""
-    h, q, f = _widths(spec)
+    h, q, _, f = _widths(spec)
     per = 1 + FP32
-    attn = (3 * h + q) * per  # q, k, v read the normed hidden state; o reads attention output
+    if target == "qv":
+        return 2 * h * per
+    fused = any(t.name == "attn_qkv" for t in spec.tensors)
+    attn = ((h if fused else 3 * h) + q) * per  # q, k, v read the normed state; o the attention
     if target == "attn":
         return attn
-    return attn + (2 * h + f) * per  # gate and up read h, down reads the MLP product
+    mlp_in = h if not spec.gated_mlp else 2 * h  # gate and up each read it
+    return attn + (mlp_in + f) * per
 
 
 def eager_scores_bytes(spec: ModelSpec, batch: int, seq: int) -> float:
-    """Eager attention keeps the fp32 softmax and its bf16 copy for every score of every layer."""
-    return batch * spec.n_heads * seq * seq * (FP32 + ACT)
+    """What eager attention keeps for every score of one layer (see SCORE_BYTES)."""
+    return batch * spec.n_heads * seq * seq * SCORE_BYTES.get(spec.model_type, FP32 + ACT)
 
 
 # Bytes per token per vocabulary entry that the loss keeps: bf16 logits, their fp32 upcast and
@@ -84,7 +123,7 @@ def head_bytes_per_token(spec: ModelSpec, loss: str = "full") -> float:
 def activation_bytes(spec: ModelSpec, *, batch: int, seq: int, attn: str, gc: bool,
                      method: str, target: str, loss: str = "full") -> float:
     tokens = batch * seq
-    layer = layer_bytes_per_token(spec, method, target) * tokens
+    layer = layer_bytes_per_token(spec, method, target, attn) * tokens
     if attn == "eager":
         layer += eager_scores_bytes(spec, batch, seq)
     # With checkpointing: every layer's input, plus one layer recomputed during backward.
