@@ -78,6 +78,9 @@ def render_text(report: Report) -> str:
     if "kv_cache_tokens" in details:
         lines.append(f"KV cache holds {format_tokens(int(str(details['kv_cache_tokens'])))} tokens "
                      f"(max concurrency at this ctx: {details.get('max_concurrency')})")
+    if int(str(details.get("cpu_ram_bytes", 0))) > 0:
+        lines.append(f"CPU RAM for the offload: "
+                     f"{format_bytes(int(str(details['cpu_ram_bytes'])))} in all")
     if "partial_offload" in details:
         lines.append(f"Partial offload: {details['partial_offload']}; system RAM needed: "
                      f"{format_bytes(int(str(details['system_ram_bytes'])))}")

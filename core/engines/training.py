@@ -137,8 +137,9 @@ def estimate(sc: Scenario) -> EngineEstimate:
         optim, grads = 0, 0
         if zero >= 3:
             weights = 0
-        assumptions.append("optimizer states and gradients" + (" and parameters" if zero >= 3
-                                                                else "") + " offloaded to CPU RAM")
+        moved = "optimizer states, gradients and parameters" if zero >= 3 else (
+            "optimizer states and gradients")
+        assumptions.append(f"{moved} offloaded to CPU RAM")
     if n > 1:
         layout = {0: "DDP: a full replica per GPU", 1: "ZeRO-1: optimizer states sharded",
                   2: "ZeRO-2: optimizer states and gradients sharded",
