@@ -108,10 +108,11 @@ def eager_scores_bytes(spec: ModelSpec, batch: int, seq: int) -> float:
     return batch * spec.n_heads * seq * seq * SCORE_BYTES.get(spec.model_type, FP32 + ACT)
 
 
-# Bytes per token per vocabulary entry that the loss keeps: bf16 logits, their fp32 upcast and
-# the log-softmax (full); bf16 logits with one of 8 chunks upcast at a time (torchtune's
+# Bytes per token per vocabulary entry at the loss's peak: bf16 logits, their fp32 upcast, the
+# log-softmax and the bf16 gradient that flows back into the head (full; fitted between the
+# fsdp_qlora rows m214-m221 and Unsloth's HF baseline m139-m144, which bracket it); bf16 logits with one of 8 chunks upcast at a time (torchtune's
 # CEWithChunkedOutputLoss); a fused linear-cross-entropy kernel works through small chunks.
-LOGIT_BYTES = {"full": ACT + FP32 + FP32, "chunked": ACT + (FP32 + FP32) / 8,
+LOGIT_BYTES = {"full": ACT + FP32 + FP32 + ACT, "chunked": ACT + (FP32 + FP32) / 8,
                "fused": (ACT + FP32 + FP32) / 16}
 
 
@@ -126,6 +127,7 @@ def activation_bytes(spec: ModelSpec, *, batch: int, seq: int, attn: str, gc: bo
     layer = layer_bytes_per_token(spec, method, target, attn) * tokens
     if attn == "eager":
         layer += eager_scores_bytes(spec, batch, seq)
+    head = head_bytes_per_token(spec, loss) * tokens
     # With checkpointing: every layer's input, plus one layer recomputed during backward.
     stored = spec.n_layers * ACT * spec.hidden * tokens + layer if gc else spec.n_layers * layer
-    return stored + head_bytes_per_token(spec, loss) * tokens
+    return stored + head
