@@ -17,7 +17,7 @@ from core.answer import estimate_command
 from core.parser import EstimateCommand, parse_command
 
 HERE = Path(__file__).parent / "reference"
-UNITS = {"GiB": 1 << 30, "GB": 10**9, "MiB": 1 << 20, "MB": 10**6}
+UNITS = {"GiB": 1 << 30, "GB": 10**9, "MiB": 1 << 20, "MB": 10**6, "tokens": 1}
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,13 @@ def compare_all() -> list[Comparison]:
         command = parse_command(case["command"])
         assert isinstance(command, EstimateCommand)
         report = estimate_command(command)
-        estimated = report.total_bytes
-        if case["measures"] == "allocated":
-            estimated -= report.breakdown.overhead
+        if case["measures"] == "max_context":
+            measured = float(record["measured"][case["quantity"]])  # type: ignore[index]
+            estimated = float(report.max_context or 0)
+        else:
+            estimated = report.total_bytes
+            if case["measures"] == "allocated":
+                estimated -= report.breakdown.overhead
         out.append(Comparison(case["id"], case["command"], measured, estimated, case["why"]))
     return out
 
@@ -62,6 +66,10 @@ def main() -> None:
     print("| record | fits command | measured | fits | error |")
     print("| --- | --- | --- | --- | --- |")
     for c in compare_all():
+        if c.measured_bytes < 2**20:  # a token count (max context), not bytes
+            print(f"| {c.id} | `{c.command}` | {c.measured_bytes:,.0f} tokens | "
+                  f"{c.estimated_bytes:,.0f} tokens | {c.error:+.1%} |")
+            continue
         print(f"| {c.id} | `{c.command}` | {c.measured_bytes / 2**30:.2f} GiB | "
               f"{c.estimated_bytes / 2**30:.2f} GiB | {c.error:+.1%} |")
 
