@@ -18,9 +18,10 @@ BLOCK_TOKENS = 16
 MAX_NUM_BATCHED_TOKENS = 8192
 # Sequences the sampler is profiled with (max_num_seqs default).
 MAX_NUM_SEQS = 256
-# Non-torch memory after start-up on one GPU: m106/m107/m111/m113 report 0.13-0.14 GiB,
-# m117 0.24 GiB; with tensor parallelism NCCL buffers add about 2 GiB (m118, m119).
-NON_TORCH_SINGLE = 240 * MIB
+# Non-torch memory after start-up on one GPU: vLLM 0.11 reports 0.13-0.14 GiB (m106, m107,
+# m111, m113; older builds more: m117 0.24, m002 1.79); with tensor parallelism NCCL buffers
+# add about 2 GiB (m118, m119).
+NON_TORCH_SINGLE = 140 * MIB
 NON_TORCH_TP = 2 * GIB
 # SGLang's default static memory fraction is lower than vLLM's 0.9; TGI fills what is free
 # (its CUDA_MEMORY_FRACTION defaults to 1.0).
