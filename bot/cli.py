@@ -1,9 +1,13 @@
-"""The `fits` command line: the same command language as the chat surfaces, offline by default.
+"""The `fits` command line: the same command language as the chat surfaces.
 
     fits "meta-llama/Llama-2-7b q4 ctx=4096 gpu=24GB"
     fits --json "Qwen/Qwen3-8B awq engine=vllm gpu=4090"
     fits --config ./config.json "my-model q4 gpu=12GB"
     fits help | fits gpus 4090 | fits models qwen3
+
+Bundled models answer offline and without loading huggingface_hub; other org/name ids are read
+from the Hub (HF_ENDPOINT, HF_TOKEN) unless HF_HUB_OFFLINE=1. FITS_CACHE_DIR keeps what was
+fetched for later runs.
 """
 
 from __future__ import annotations
@@ -13,12 +17,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import UserError
 from core.help import help_text
 from core.parser import EstimateCommand, GpusCommand, HelpCommand, ModelsCommand, parse_command
 from core.units import format_bytes
+
+if TYPE_CHECKING:
+    from core.hub import HubSettings
+    from core.hub_cache import ConfigCache
 
 MAX_CONFIG_BYTES = 2_000_000
 EXIT_USER_ERROR = 2
@@ -50,11 +58,27 @@ def _gpus(query: str) -> str:
     return "\n".join(rows) if rows else f"No GPU matches '{query}'. Try a name such as 4090 or a100."
 
 
-def _models(query: str) -> str:
-    from core.snapshot import search
+def _hub() -> tuple[HubSettings, ConfigCache]:
+    """Settings and cache for the Hub, from the environment."""
+    from core.hub import HubSettings, make_cache
 
-    ids = search(query)
-    return "\n".join(ids) if ids else f"No bundled model matches '{query}'."
+    # huggingface_hub reads these when first imported: a CLI answer has no progress bars, and
+    # its retry warnings would only repeat what the answer's note says.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+    settings = HubSettings.from_env()
+    return settings, make_cache(settings)
+
+
+def _models(query: str) -> str:
+    import asyncio
+
+    from core.hub import search_models
+
+    settings, cache = _hub()
+    ids = asyncio.run(search_models(query, settings, cache))
+    where = "bundled model" if settings.offline else "model"
+    return "\n".join(ids) if ids else f"No {where} matches '{query}'."
 
 
 def run(text: str, *, as_json: bool, config: dict[str, Any] | None) -> str:
@@ -69,8 +93,20 @@ def run(text: str, *, as_json: bool, config: dict[str, Any] | None) -> str:
     # The estimator and the renderer load only when an estimate is asked for.
     from adapters.text import render_text
     from core.answer import estimate_command
+    from core.resolve import parse_size
+    from core.snapshot import lookup
 
-    report = estimate_command(command, config)
+    model = command.request.model
+    if config is not None or parse_size(model) is not None or lookup(model)[0] is not None:
+        # What estimate_command_async would do first, without loading asyncio and the Hub code.
+        report = estimate_command(command, config)
+    else:
+        import asyncio
+
+        from core.answer import estimate_command_async
+
+        settings, cache = _hub()
+        report = asyncio.run(estimate_command_async(command, settings, cache, config))
     return report.model_dump_json(indent=2) if as_json else render_text(report)
 
 

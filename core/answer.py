@@ -1,15 +1,21 @@
-"""The offline path from a parsed command to a Report: snapshot (or uploaded config or size),
-GPU catalogue, estimate. The Hub path (issue 5) wraps the same steps around a fetched config."""
+"""From a parsed command to a Report: snapshot (or uploaded config or size), GPU catalogue,
+estimate. ``estimate_command`` is the offline path; ``estimate_command_async`` adds the Hub
+(core.hub) for models the snapshot does not have."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.estimate import build_report
 from core.gpus import resolve_gpu
 from core.parser import EstimateCommand
 from core.report import Report
 from core.resolve import from_config, resolve_offline
+from core.units import format_bytes
+
+if TYPE_CHECKING:
+    from core.hub import HubSettings
+    from core.hub_cache import ConfigCache
 
 
 def estimate_command(command: EstimateCommand, config: dict[str, Any] | None = None) -> Report:
@@ -21,3 +27,42 @@ def estimate_command(command: EstimateCommand, config: dict[str, Any] | None = N
     gpu = resolve_gpu(request.gpu)
     notes = tuple(n for n in command.notes if "left for the engine" not in n)
     return build_report(request, model, gpu, notes)
+
+
+async def estimate_command_async(command: EstimateCommand, settings: HubSettings,
+                                 cache: ConfigCache, config: dict[str, Any] | None = None) -> Report:
+    """``estimate_command`` with the Hub: the snapshot answers the ids it has (exact, instant),
+    the Hub the others unless ``settings.offline`` (then the offline path and its 'did you
+    mean'). A GGUF repo asked without a quantization is answered for one of its own files."""
+    from core.hub import resolve_model  # the Hub path loads only when it is needed
+
+    if config is not None:
+        return estimate_command(command, config)
+    request = command.request
+    found = await resolve_model(request.model, settings, cache)
+    model = found.model
+    notes = tuple(n for n in command.notes if "left for the engine" not in n)
+    if (found.gguf and request.quant is None and request.mode == "infer"
+            and request.engine in (None, "llama.cpp", "ollama")):
+        pick = found.default_gguf()
+        if pick is not None:
+            request = request.model_copy(update={"quant": pick.quant})
+            notes = (*notes, f"a GGUF repo and no quantization given: its {pick.quant} file")
+    report = build_report(request, model, resolve_gpu(request.gpu), notes)
+    details: dict[str, object] = {}
+    extra: list[str] = []
+    if model.hub_params is not None:
+        details["hub_params"] = model.hub_params
+    chosen = found.gguf_for(report.model.weight_format) if found.gguf else None
+    if chosen is not None and chosen.size_bytes:
+        details["gguf_files"] = list(chosen.files)
+        details["gguf_file_bytes"] = chosen.size_bytes
+        total = report.engine_details.get("weights_total_bytes")
+        ours = f"; the estimate's weights total {format_bytes(total)}" if isinstance(total, int) else ""
+        extra.append(f"the repo's {chosen.quant} file is {format_bytes(chosen.size_bytes)} on the "
+                     f"Hub{ours}")
+    if not details:
+        return report
+    return report.model_copy(update={
+        "engine_details": {**report.engine_details, **details},
+        "assumptions": [*report.assumptions, *extra]})

@@ -86,7 +86,7 @@ class ConfigCache(ABC):
             flight = asyncio.ensure_future(self._fly(key, fetch, ttl_s, deadline_s))
             self._flights[key] = flight
             flight.add_done_callback(lambda done: self._land(key, done))
-        return await asyncio.shield(flight)  # type: ignore[no-any-return]
+        return await asyncio.shield(flight)
 
     def in_flight(self) -> int:
         return sum(1 for f in self._flights.values() if not f.done())

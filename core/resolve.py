@@ -33,6 +33,7 @@ class ResolvedModel:
     notes: tuple[str, ...] = ()
     exact_params: bool = True
     quantization: dict[str, Any] | None = None  # the config's quantization_config, if any
+    hub_params: int | None = None  # the exact count the Hub's safetensors metadata lists
 
 
 def parse_size(text: str) -> float | None:

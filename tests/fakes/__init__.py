@@ -1,0 +1,1 @@
+"""Fake servers for the platforms fits talks to (the Hugging Face Hub, ...)."""
