@@ -44,7 +44,7 @@ logits are upcast to fp32 for the cross-entropy).
 Grid: attention ``eager``/``sdpa`` x gradient checkpointing off/on x ``full`` (everything
 trainable) / ``lora_attn`` / ``lora_all`` (peft LoRA r=16, alpha=32, dropout 0.05, base frozen;
 peft's default ``autocast_adapter_dtype=True`` keeps the adapters in fp32, so the adapter
-branch runs - and saves - in fp32) x (batch, seq) in (1, 128), (1, 256), (2, 128).  Targets per
+branch runs - and saves - in fp32) x (batch, seq) in ``SHAPES``.  Targets per
 family are the regexes in ``FAMILIES`` (recorded with the modules they hit in
 ``<train>_config``).  Mixtral's experts are fused 3-D parameters in transformers 5, not
 ``nn.Linear``, so its ``lora_all`` adds them with peft's ``target_parameters``; peft requires
@@ -54,6 +54,11 @@ then saves: a parameter-sized per-layer constant.  ``layer_tensors`` lists, for 
 at (1, 128), every tensor saved inside the last layer of the 3-layer model: module | autograd
 node.saved field | shape dtype | storage bytes (found by walking the graph; not with
 checkpointing, where reading a saved tensor would start the recomputation).
+
+Batch 1 is special: some reshapes of saved tensors are views at batch 1 but copies at batch > 1,
+so bytes per token differ.  GPT-NeoX eager keeps the whole fused qkv output alive through a view
+of v at batch 1 (+4h bytes/token); Falcon's single kv head broadcast to all heads is a stride-0
+view at batch 1 but a full-width copy at batch > 1.  Hence the (2, 256) row next to (2, 128).
 
 CUDA behaviour (``GPU_EMULATION``; ``--cpu-kernels`` turns it off): ``F.dropout`` is routed to
 ``torch.native_dropout`` as CUDA's fused kernel does (bool mask saved; the CPU path would save
@@ -72,8 +77,9 @@ Results >= ``LAZY_MIN_BYTES`` stay uninitialised (fresh mmap, never resident) an
 larger than ``INIT_MAX_NUMEL`` are never initialised, so Mixtral's experts cost no RAM.  SDPA
 kernels, views and small ops run for real.  ``--verify`` reruns ``VERIFY`` with real weights
 and real kernels and checks identical saved/live/peak bytes (the only known difference, the
-CPU kernel's bf16 LayerNorm stats, is mimicked during the check).  A full run takes ~8 min on
-one core and < 2 GB RAM; ``--verify`` ~10 min and ~8 GB (Mixtral with real weights).
+CPU kernel's bf16 LayerNorm stats, is mimicked during the check).  A full run takes ~12 min on
+one core and < 2 GB RAM; ``--verify`` about an hour (real bf16 matmuls on 2 cores) and ~7 GB
+(Mixtral with real weights).
 
 How to rerun
 ------------
@@ -121,20 +127,21 @@ COMMAND = ".venv-golden/bin/python scripts/golden_activations.py"
 DTYPE = torch.bfloat16
 VOCAB = 1024
 LAYERS = (2, 3)
-SHAPES = ((1, 128), (1, 256), (2, 128))
+SHAPES = ((1, 128), (1, 256), (2, 128), (2, 256))
 ATTNS = ("eager", "sdpa")
 GCS = (False, True)
 TRAINS = ("full", "lora_attn", "lora_all")
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05}
-# Settings (attn, gc, train) whose saved tensors are listed per layer, at LIST_SHAPE.
-LIST_SETTINGS = (
-    ("sdpa", False, "full"),
-    ("sdpa", False, "lora_attn"),
-    ("sdpa", False, "lora_all"),
-    ("eager", False, "full"),
-    ("sdpa", True, "full"),
+# (attn, gc, train, batch, seq) whose saved tensors are listed per layer in "layer_tensors".
+LIST = (
+    ("sdpa", False, "full", 1, 128),
+    ("sdpa", False, "lora_attn", 1, 128),
+    ("sdpa", False, "lora_all", 1, 128),
+    ("eager", False, "full", 1, 128),
+    ("sdpa", True, "full", 1, 128),
+    ("sdpa", False, "full", 2, 128),  # batch 1 can keep views where batch 2 copies
+    ("eager", False, "full", 2, 128),
 )
-LIST_SHAPE = (1, 128)
 VERIFY = (  # (model id, attn, gc, train, batch, seq) rerun with real weights and kernels
     ("openai-community/gpt2-medium", "eager", False, "full", 1, 128),
     ("openai-community/gpt2-medium", "sdpa", True, "lora_all", 2, 128),
@@ -238,35 +245,69 @@ def widths(config: Any) -> dict[str, Any]:
     w: dict[str, Any] = {"model_type": mt, "vocab": config.vocab_size}
     if mt == "gpt2":
         h, nh = config.n_embd, config.n_head
-        w.update(hidden=h, intermediate=config.n_inner or 4 * h, heads=nh, kv_heads=nh,
-                 head_dim=h // nh, act=config.activation_function,
-                 dropout={"attn": config.attn_pdrop, "resid": config.resid_pdrop,
-                          "embd": config.embd_pdrop})
+        w.update(
+            hidden=h,
+            intermediate=config.n_inner or 4 * h,
+            heads=nh,
+            kv_heads=nh,
+            head_dim=h // nh,
+            act=config.activation_function,
+            dropout={
+                "attn": config.attn_pdrop,
+                "resid": config.resid_pdrop,
+                "embd": config.embd_pdrop,
+            },
+        )
     elif mt == "falcon":
         h, nh = config.hidden_size, config.num_attention_heads
-        kv = config.num_kv_heads if (config.new_decoder_architecture or not config.multi_query) else 1
-        w.update(hidden=h, intermediate=config.ffn_hidden_size, heads=nh, kv_heads=kv,
-                 head_dim=h // nh, parallel_attn=config.parallel_attn,
-                 new_decoder_architecture=config.new_decoder_architecture,
-                 dropout={"attention": config.attention_dropout, "hidden": config.hidden_dropout})
+        kv = (
+            config.num_kv_heads
+            if (config.new_decoder_architecture or not config.multi_query)
+            else 1
+        )
+        w.update(
+            hidden=h,
+            intermediate=config.ffn_hidden_size,
+            heads=nh,
+            kv_heads=kv,
+            head_dim=h // nh,
+            parallel_attn=config.parallel_attn,
+            new_decoder_architecture=config.new_decoder_architecture,
+            dropout={"attention": config.attention_dropout, "hidden": config.hidden_dropout},
+        )
     elif mt == "gpt_neox":
         h, nh = config.hidden_size, config.num_attention_heads
         rope = getattr(config, "rope_parameters", None) or {}
-        w.update(hidden=h, intermediate=config.intermediate_size, heads=nh, kv_heads=nh,
-                 head_dim=h // nh, act=config.hidden_act,
-                 use_parallel_residual=config.use_parallel_residual,
-                 partial_rotary_factor=rope.get("partial_rotary_factor",
-                                                getattr(config, "rotary_pct", None)),
-                 dropout={"attention": config.attention_dropout, "hidden": config.hidden_dropout})
+        w.update(
+            hidden=h,
+            intermediate=config.intermediate_size,
+            heads=nh,
+            kv_heads=nh,
+            head_dim=h // nh,
+            act=config.hidden_act,
+            use_parallel_residual=config.use_parallel_residual,
+            partial_rotary_factor=rope.get(
+                "partial_rotary_factor", getattr(config, "rotary_pct", None)
+            ),
+            dropout={"attention": config.attention_dropout, "hidden": config.hidden_dropout},
+        )
     else:  # llama, mixtral
         h, nh = config.hidden_size, config.num_attention_heads
-        w.update(hidden=h, intermediate=config.intermediate_size, heads=nh,
-                 kv_heads=config.num_key_value_heads,
-                 head_dim=getattr(config, "head_dim", None) or h // nh, act=config.hidden_act,
-                 dropout={"attention": config.attention_dropout})
+        w.update(
+            hidden=h,
+            intermediate=config.intermediate_size,
+            heads=nh,
+            kv_heads=config.num_key_value_heads,
+            head_dim=getattr(config, "head_dim", None) or h // nh,
+            act=config.hidden_act,
+            dropout={"attention": config.attention_dropout},
+        )
         if mt == "mixtral":
-            w.update(experts=config.num_local_experts, top_k=config.num_experts_per_tok,
-                     experts_implementation=config._experts_implementation)
+            w.update(
+                experts=config.num_local_experts,
+                top_k=config.num_experts_per_tok,
+                experts_implementation=config._experts_implementation,
+            )
     return w
 
 
@@ -293,8 +334,9 @@ def layer_list(model: torch.nn.Module) -> torch.nn.ModuleList:
     raise RuntimeError("no decoder layer list found")
 
 
-def build(raw: dict[str, Any], n_layers: int, attn: str, train: str, use_gc: bool,
-          real: bool) -> tuple[torch.nn.Module, dict[str, Any], dict[str, Any]]:
+def build(
+    raw: dict[str, Any], n_layers: int, attn: str, train: str, use_gc: bool, real: bool
+) -> tuple[torch.nn.Module, dict[str, Any], dict[str, Any]]:
     config, overrides = make_config(raw, n_layers)
     torch.manual_seed(0)
     ctx = contextlib.nullcontext() if real else no_init_weights()
@@ -319,10 +361,13 @@ def build(raw: dict[str, Any], n_layers: int, attn: str, train: str, use_gc: boo
         info["lora_config"] = {k: kw[k] for k in sorted(kw) if k != "task_type"}
         torch.manual_seed(0)
         model = get_peft_model(model, LoraConfig(**kw))
-        info["lora_targets"] = sorted({
-            re.sub(r"^.*?\.(\d+)\.", "N.", n)
-            for n, m in model.named_modules() if hasattr(m, "lora_A") and re.search(r"\.\d+\.", n)
-        })
+        info["lora_targets"] = sorted(
+            {
+                re.sub(r"^.*?\.(\d+)\.", "N.", n)
+                for n, m in model.named_modules()
+                if hasattr(m, "lora_A") and re.search(r"\.\d+\.", n)
+            }
+        )
     return model, overrides, info
 
 
@@ -343,21 +388,35 @@ _F_DROPOUT = torch.nn.functional.dropout
 _F_SDPA = torch.nn.functional.scaled_dot_product_attention
 
 
-def _dropout_cuda_like(input: torch.Tensor, p: float = 0.5, training: bool = True,
-                       inplace: bool = False) -> torch.Tensor:
+def _dropout_cuda_like(
+    input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+) -> torch.Tensor:
     if training and 0.0 < p < 1.0 and input.numel() > 0 and not inplace:
         return torch.native_dropout(input, p, True)[0]
     return _F_DROPOUT(input, p, training, inplace)
 
 
-def _sdpa_cuda_like(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                    attn_mask: torch.Tensor | None = None, dropout_p: float = 0.0,
-                    is_causal: bool = False, scale: float | None = None,
-                    enable_gqa: bool = False) -> torch.Tensor:
+def _sdpa_cuda_like(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> torch.Tensor:
     fused_on_cuda = query.shape[-3] == key.shape[-3] or enable_gqa
-    return _F_SDPA(query, key, value, attn_mask=attn_mask,
-                   dropout_p=0.0 if fused_on_cuda else dropout_p, is_causal=is_causal,
-                   scale=scale, enable_gqa=enable_gqa)
+    return _F_SDPA(
+        query,
+        key,
+        value,
+        attn_mask=attn_mask,
+        dropout_p=0.0 if fused_on_cuda else dropout_p,
+        is_causal=is_causal,
+        scale=scale,
+        enable_gqa=enable_gqa,
+    )
 
 
 @contextlib.contextmanager
@@ -439,8 +498,9 @@ class Probe(TorchDispatchMode):
         """Largest sum of live bytes at any sample point, parameter gradients excluded."""
         self._reap()
         end = self.t + 1
-        spans = self.spans + [(t0, end, n) for p, (_, n, t0) in self.live.items()
-                              if (p, t0) not in self.grads]
+        spans = self.spans + [
+            (t0, end, n) for p, (_, n, t0) in self.live.items() if (p, t0) not in self.grads
+        ]
         events = sorted([(t0, 1, n) for t0, _, n in spans] + [(t1, 0, -n) for _, t1, n in spans])
         best = cur = 0
         for _, _, delta in events:
@@ -541,11 +601,19 @@ class Recorder:
         new = ptr != 0 and ptr not in self.excluded and ptr not in self.seen
         if new:
             self.seen[ptr] = nbytes
-        self.records.append({
-            "layer": layer, "module": module, "kind": kind, "shape": list(t.shape),
-            "dtype": str(t.dtype).replace("torch.", ""), "storage_bytes": nbytes, "new": new,
-            "param": ptr in self.excluded, "op": None,
-        })
+        self.records.append(
+            {
+                "layer": layer,
+                "module": module,
+                "kind": kind,
+                "shape": list(t.shape),
+                "dtype": str(t.dtype).replace("torch.", ""),
+                "storage_bytes": nbytes,
+                "new": new,
+                "param": ptr in self.excluded,
+                "op": None,
+            }
+        )
         return len(self.records) - 1
 
     def pack(self, t: torch.Tensor) -> _Packed:
@@ -590,8 +658,9 @@ class Recorder:
             for mod, fn in wrapped:
                 mod._gradient_checkpointing_func = fn
 
-    def _checkpoint(self, fn: Callable[..., Any], mod: torch.nn.Module, body: Any, *args: Any,
-                    **kwargs: Any) -> Any:
+    def _checkpoint(
+        self, fn: Callable[..., Any], mod: torch.nn.Module, body: Any, *args: Any, **kwargs: Any
+    ) -> Any:
         self.stack.append(mod)
         try:
             held = [*args, *kwargs.values(), *getattr(body, "keywords", {}).values()]
@@ -628,8 +697,9 @@ def _short(name: str) -> str:
     return name or "<layer>"
 
 
-def measure(model: torch.nn.Module, batch: int, seq: int, stub: bool,
-            listing: bool = False) -> dict[str, Any]:
+def measure(
+    model: torch.nn.Module, batch: int, seq: int, stub: bool, listing: bool = False
+) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(1234)
     input_ids = torch.randint(0, VOCAB, (batch, seq), generator=gen)
     excluded = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -643,8 +713,11 @@ def measure(model: torch.nn.Module, batch: int, seq: int, stub: bool,
             probe.mark_grad(p.grad)
         p.grad = None
 
-    hooks = [p.register_post_accumulate_grad_hook(drop_grad)
-             for p in model.parameters() if p.requires_grad]
+    hooks = [
+        p.register_post_accumulate_grad_hook(drop_grad)
+        for p in model.parameters()
+        if p.requires_grad
+    ]
     torch.manual_seed(0)
     with cuda_like(GPU_LIKE[0]), rec.checkpoints(model), probe, rec.module_stack():
         with torch.autograd.graph.saved_tensors_hooks(rec.pack, rec.unpack):
@@ -684,13 +757,20 @@ def layer_tensors(records: list[dict[str, Any]], layer: int) -> list[str]:
             continue
         flag = "" if r["new"] else "  (storage already counted)"
         shape = "x".join(str(s) for s in r["shape"])
-        lines.append(f"{r['module']} | {r['op'] or r['kind']} | {shape} {r['dtype']} | "
-                     f"{r['storage_bytes']}{flag}")
+        lines.append(
+            f"{r['module']} | {r['op'] or r['kind']} | {shape} {r['dtype']} | "
+            f"{r['storage_bytes']}{flag}"
+        )
     return lines
 
 
-def run_model(mid: str, raw: dict[str, Any], shapes: tuple[tuple[int, int], ...], stub: bool,
-              log: Callable[[str], None]) -> dict[str, Any]:
+def run_model(
+    mid: str,
+    raw: dict[str, Any],
+    shapes: tuple[tuple[int, int], ...],
+    stub: bool,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     _, overrides = make_config(raw, LAYERS[-1])
     result: dict[str, Any] = {
         "config_overrides": {"num_hidden_layers": list(LAYERS), **overrides},
@@ -710,37 +790,48 @@ def run_model(mid: str, raw: dict[str, Any], shapes: tuple[tuple[int, int], ...]
                     if info:
                         result.setdefault(f"{train}_config", info)
                     for batch, seq in shapes:
-                        listing = (attn, use_gc, train) in LIST_SETTINGS and (batch, seq) == \
-                            LIST_SHAPE and n == LAYERS[-1]
+                        listing = (attn, use_gc, train, batch, seq) in LIST and n == LAYERS[-1]
                         m = measure(model, batch, seq, stub, listing)
                         key = (attn, use_gc, train, batch, seq)
-                        row = rows.setdefault(key, {
-                            "attn": attn, "gc": use_gc, "train": train, "batch": batch,
-                            "seq": seq, "saved_bytes_by_layers": {}, "live_bytes_by_layers": {},
-                            "peak_bytes_by_layers": {},
-                        })
+                        row = rows.setdefault(
+                            key,
+                            {
+                                "attn": attn,
+                                "gc": use_gc,
+                                "train": train,
+                                "batch": batch,
+                                "seq": seq,
+                                "saved_bytes_by_layers": {},
+                                "live_bytes_by_layers": {},
+                                "peak_bytes_by_layers": {},
+                            },
+                        )
                         row["saved_bytes_by_layers"][str(n)] = m["saved"]
                         row["live_bytes_by_layers"][str(n)] = m["live"]
                         row["peak_bytes_by_layers"][str(n)] = m["peak"]
                         if listing:
-                            name = f"{attn}/{'gc' if use_gc else 'nogc'}/{train}"
+                            name = f"{attn}/{'gc' if use_gc else 'nogc'}/{train}/{batch}x{seq}"
                             result["layer_tensors"][name] = layer_tensors(
-                                m["records"], m["n_layers"] - 1)
+                                m["records"], m["n_layers"] - 1
+                            )
                     del model
                     gc.collect()
                     log(f"  {mid} {attn} gc={use_gc} {train} L={n}: {time.time() - t0:.1f}s")
     lo, hi = (str(n) for n in LAYERS)
     span = LAYERS[-1] - LAYERS[0]
     for row in rows.values():
-        for field, per, non in (("saved_bytes_by_layers", "per_layer_bytes", "non_layer_bytes"),
-                                ("live_bytes_by_layers", "per_layer_live", "non_layer_live"),
-                                ("peak_bytes_by_layers", "per_layer_peak", "non_layer_peak")):
+        for field, per, non in (
+            ("saved_bytes_by_layers", "per_layer_bytes", "non_layer_bytes"),
+            ("live_bytes_by_layers", "per_layer_live", "non_layer_live"),
+            ("peak_bytes_by_layers", "per_layer_peak", "non_layer_peak"),
+        ):
             by = row[field]
             per_layer = (by[hi] - by[lo]) // span
             row[per] = per_layer
             row[non] = by[lo] - LAYERS[0] * per_layer
-        row["per_layer_bytes_per_token"] = round(row["per_layer_bytes"] /
-                                                 (row["batch"] * row["seq"]), 2)
+        row["per_layer_bytes_per_token"] = round(
+            row["per_layer_bytes"] / (row["batch"] * row["seq"]), 2
+        )
         result["rows"].append(row)
     return result
 
@@ -756,8 +847,10 @@ def verify(configs: dict[str, dict[str, Any]], log: Callable[[str], None]) -> in
             gc.collect()
         same = all(got[True][k] == got[False][k] for k in ("saved", "live", "peak"))
         bad += not same
-        log(f"verify {mid} {attn} gc={use_gc} {train} {batch}x{seq}: stub={got[True]} "
-            f"real={got[False]} {'OK' if same else 'MISMATCH'}")
+        log(
+            f"verify {mid} {attn} gc={use_gc} {train} {batch}x{seq}: stub={got[True]} "
+            f"real={got[False]} {'OK' if same else 'MISMATCH'}"
+        )
     return bad
 
 
@@ -771,8 +864,10 @@ def summary(mid: str, res: dict[str, Any]) -> str:
         cells = []
         for (b, s), r in sorted(by.items()):
             tok = b * s
-            cells.append(f"{b}x{s}: {r['per_layer_bytes'] / tok:9.1f} "
-                         f"(peak {r['per_layer_peak'] / tok:8.1f}, non {r['non_layer_bytes'] / tok:8.1f})")
+            cells.append(
+                f"{b}x{s}: {r['per_layer_bytes'] / tok:9.1f} "
+                f"(peak {r['per_layer_peak'] / tok:8.1f}, non {r['non_layer_bytes'] / tok:8.1f})"
+            )
         lines.append(f"  {attn:5} {'gc ' if use_gc else 'nogc'} {train:9} " + " | ".join(cells))
     return "\n".join(lines)
 
@@ -782,8 +877,11 @@ def main() -> int:
     ap.add_argument("--only", action="append", help="model id (repeatable)")
     ap.add_argument("--no-write", action="store_true", help="print instead of writing the file")
     ap.add_argument("--verify", action="store_true", help="check stubbed == real kernels")
-    ap.add_argument("--cpu-kernels", action="store_true",
-                    help="do not emulate CUDA dropout/SDPA choices (see GPU_EMULATION)")
+    ap.add_argument(
+        "--cpu-kernels",
+        action="store_true",
+        help="do not emulate CUDA dropout/SDPA choices (see GPU_EMULATION)",
+    )
     args = ap.parse_args()
     GPU_LIKE[0] = not args.cpu_kernels
 
@@ -811,13 +909,21 @@ def main() -> int:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "peft": peft.__version__,
-        "dtype": "bfloat16 (pure: model.to(bf16), no autocast)",
+        "dtype": "bfloat16 (pure: built in bf16, no autocast; peft adapters fp32)",
         "vocab_override": VOCAB,
         "layers_measured": list(LAYERS),
         "lora": LORA,
         "device": "cpu",
         "bytes": "storage nbytes, each storage once; parameters/buffers/inputs excluded",
         "per_layer": "m(3) - m(2); non_layer = m(2) - 2 * per_layer",
+        "fields": {
+            "saved_bytes_by_layers": "autograd saved tensors after forward (+ checkpoint inputs)",
+            "live_bytes_by_layers": "storages created in forward still alive after it",
+            "peak_bytes_by_layers": "peak over forward+backward, parameter .grad excluded",
+            "per_layer_bytes/non_layer_bytes": "from saved_bytes_by_layers",
+            "per_layer_live/non_layer_live, per_layer_peak/non_layer_peak": "likewise",
+            "layer_tensors": "module | node.saved_field | shape dtype | storage bytes",
+        },
         "stub_min_bytes": STUB_MIN_BYTES,
         "gpu_emulation": GPU_EMULATION if GPU_LIKE[0] else None,
         "command": COMMAND,
