@@ -1,0 +1,424 @@
+"""The aiohttp service: the JSON API, health, readiness and Prometheus metrics in one process.
+
+    GET  /api/v1/fits?q=<command>           the Report (or help / gpus / models) as JSON
+    POST /api/v1/fits {"q": "<command>"}    the same; or the fields of core.request.EstimateRequest
+                                             ({"model": "llama-2-7b", "quant": "q4", "gpu": "4090"});
+                                             either may carry "config": {...config.json...}
+    GET  /healthz   the process answers        GET /readyz   the snapshot is loaded
+    GET  /metrics   Prometheus text
+
+Every response carries X-Request-Id (the caller's, when it is a sane token, else a new one).
+Bad input answers 400 with {"error", "hint"}; hostile input a 4xx; only a bug answers 500, with a
+generic sentence and the request id, and the traceback goes to the log. Logs are JSON lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+
+from bot.settings import Settings
+from core.errors import ModelNotFound, UserError
+from core.hub import HubSettings, make_cache
+from core.hub_cache import ConfigCache
+from core.parser import (
+    MAX_INPUT_CHARS,
+    EstimateCommand,
+    GpusCommand,
+    HelpCommand,
+    ModelsCommand,
+    parse_command,
+)
+from core.request import EstimateRequest
+
+T = TypeVar("T")
+log = logging.getLogger("fits.service")
+
+MAX_BODY_BYTES = 1_000_000
+MAX_JSON_DEPTH = 32  # a config.json nests 3-5 levels; more is an attack on the parser
+API_HINT = ('Send GET /api/v1/fits?q=<command> or POST a JSON object such as {"q": "llama-2-7b q4 '
+            'gpu=4090"}.')
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The fields a POST may give instead of "q": the command language's keys, typed.
+FIELD_KEYS = frozenset(EstimateRequest.model_fields) - {"gpu_given"}
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
+                                                                            default=None)
+
+
+# --- logging -------------------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, request id, extra fields, traceback.
+    Any secret it is given is replaced wherever it would appear."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        rid = getattr(record, "request_id", None) or request_id_var.get()
+        if rid:
+            out["request_id"] = rid
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["traceback"] = "".join(traceback.format_exception(*record.exc_info))
+        text = json.dumps(out, default=str, ensure_ascii=False)
+        for secret in self.secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+
+def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler:
+    """JSON lines on stderr at LOG_LEVEL for the whole process; returns the handler."""
+    token = settings.hf_token.get_secret_value() if settings.hf_token else ""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter([token.strip()]))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    return handler
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+
+class Metrics:
+    """The service's Prometheus metrics, in a registry of their own (one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("fits_requests", "Requests answered, by surface and outcome.",
+                                ["surface", "outcome"], registry=self.registry)
+        self.estimate_seconds = Histogram(
+            "fits_estimate_seconds", "Time to answer one command (parse, resolve, estimate).",
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.hub_fetch_seconds = Histogram(
+            "fits_hub_fetch_seconds", "Time of one Hub fetch that the cache did not answer.",
+            ["outcome"], registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
+        self.cache_lookups = Counter("fits_hub_cache_lookups", "Hub cache lookups, by result.",
+                                     ["result"], registry=self.registry)
+        for outcome in ("ok", "user_error", "bad_request", "error"):
+            self.requests.labels("api", outcome)
+        for result in ("hit", "miss"):
+            self.cache_lookups.labels(result)
+
+
+class CountingCache(ConfigCache):
+    """A ConfigCache that counts hits and misses and times the fetches behind the misses,
+    delegating storage to ``inner`` (memory or disk)."""
+
+    def __init__(self, inner: ConfigCache, metrics: Metrics) -> None:
+        super().__init__()
+        self.inner = inner
+        self.metrics = metrics
+
+    async def get(self, key: str) -> Any | None:
+        value = await self.inner.get(key)
+        self.metrics.cache_lookups.labels("miss" if value is None else "hit").inc()
+        return value
+
+    async def set(self, key: str, value: Any, ttl_s: float) -> None:
+        await self.inner.set(key, value, ttl_s)
+
+    async def get_or_fetch(self, key: str, fetch: Callable[[], Awaitable[T]], *,
+                           ttl_s: Callable[[T], float | None], deadline_s: float) -> T:
+        async def timed() -> T:
+            start = time.perf_counter()
+            outcome = "error"
+            try:
+                value = await fetch()
+                outcome = "ok"
+                return value
+            finally:
+                self.metrics.hub_fetch_seconds.labels(outcome).observe(time.perf_counter() - start)
+
+        return await super().get_or_fetch(key, timed, ttl_s=ttl_s, deadline_s=deadline_s)
+
+
+# --- the app -------------------------------------------------------------------------------------
+
+SETTINGS = web.AppKey("settings", Settings)
+HUB = web.AppKey("hub", HubSettings)
+CACHE = web.AppKey("cache", ConfigCache)
+METRICS = web.AppKey("metrics", Metrics)
+READY = web.AppKey("ready", asyncio.Event)
+
+
+class BadRequest(Exception):
+    """Input that is not a command at all (wrong types, not JSON): 400 with a sentence."""
+
+    def __init__(self, message: str, hint: str = API_HINT, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.status = status
+
+
+def _error(status: int, message: str, hint: str | None, rid: str,
+           extra: dict[str, Any] | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": message, "hint": hint, "request_id": rid, **(extra or {})}
+    return web.json_response(body, status=status)
+
+
+_HTTP_SENTENCES = {
+    404: ("There is no such endpoint.", API_HINT),
+    405: ("That method is not allowed here.", API_HINT),
+    413: ("The request body is too large (limit 1 MB).",
+          "Send the command, or the model's config.json, on its own."),
+}
+
+
+@web.middleware
+async def request_middleware(request: web.Request,
+                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                             ) -> web.StreamResponse:
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    token = request_id_var.set(rid)
+    metrics = request.app[METRICS]
+    surface = "api" if request.path.startswith("/api/") else "ops"
+    start = time.perf_counter()
+    outcome, status = "ok", 0
+    try:
+        try:
+            response = await handler(request)
+        except (UserError, BadRequest) as err:
+            outcome = "user_error" if isinstance(err, UserError) else "bad_request"
+            extra = ({"suggestions": err.suggestions}
+                     if isinstance(err, ModelNotFound) and err.suggestions else None)
+            response = _error(getattr(err, "status", 400), err.message, err.hint, rid, extra)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            outcome = "bad_request" if exc.status < 500 else "error"
+            message, hint = _HTTP_SENTENCES.get(
+                exc.status, (f"{exc.reason or 'The request could not be answered'}.", API_HINT))
+            response = _error(exc.status, message, hint, rid)
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception:
+            outcome = "error"
+            log.exception("unexpected error", extra={"request_id": rid,
+                                                     "fields": {"path": request.path}})
+            response = _error(500, "Something went wrong on our side; the error is logged.",
+                              f"Quote request id {rid} when you report it.", rid)
+        response.headers["X-Request-Id"] = rid
+        status = response.status
+        return response
+    finally:
+        elapsed = time.perf_counter() - start
+        if surface == "api":
+            metrics.requests.labels(surface, outcome).inc()
+        # The path only: the query is the user's text and may hold anything.
+        log.info("request", extra={"request_id": rid, "fields": {
+            "method": request.method, "path": request.path, "surface": surface,
+            "outcome": outcome, "status": status, "ms": round(elapsed * 1000, 2),
+            "query_chars": len(request.query_string)}})
+        request_id_var.reset(token)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, iteratively (no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def _field_word(key: str, value: Any) -> str:
+    """One field of a POST as a word of the command language, so the parser normalizes it the
+    way it does typed text (q4 per engine, 4k, 2x3090 ...)."""
+    if isinstance(value, bool):
+        if key != "gc":
+            raise BadRequest(f'The field "{key}" must not be true or false.')
+        value = "on" if value else "off"
+    elif isinstance(value, int | float):
+        value = f"{value:g}" if isinstance(value, float) else str(value)
+    elif not isinstance(value, str):
+        raise BadRequest(f'The field "{key}" must be a string or a number.')
+    if not value.strip() or any(q in value for q in "\"'`"):
+        raise BadRequest(f'The field "{key}" must be a plain value without quotes.')
+    return f'{key}="{value}"' if any(ch.isspace() for ch in value) or "=" in value else \
+        f"{key}={value}"
+
+
+def command_from_body(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """The command text and the optional config.json of a POST body."""
+    config = body.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise BadRequest('The field "config" must be a JSON object (the model\'s config.json).')
+    rest = {k: v for k, v in body.items() if k != "config"}
+    if "q" in rest:
+        if len(rest) > 1:
+            raise BadRequest('Send either "q" or the request fields, not both.')
+        if not isinstance(rest["q"], str):
+            raise BadRequest('The field "q" must be a string such as "llama-2-7b q4 gpu=4090".')
+        return rest["q"], config
+    unknown = sorted(k for k in rest if k not in FIELD_KEYS)
+    if unknown:
+        raise BadRequest(f'The field "{unknown[0][:40]}" is not one I know.',
+                         f"Known fields: q, config, {', '.join(sorted(FIELD_KEYS))}.")
+    model = rest.pop("model", None)
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest('The field "model" (a string) is required, or send "q".')
+    if any(ch.isspace() or ch in "\"'`=" for ch in model.strip()):
+        raise BadRequest('The field "model" must be one word such as "meta-llama/Llama-2-7b-hf".')
+    words = [model.strip()]
+    quant, bits = rest.pop("quant", None), rest.pop("bits", None)
+    if quant is not None:
+        words.append(_field_word("quant", quant))
+    if bits is not None:
+        words.append(_field_word("bits", bits))
+    words += [_field_word(key, value) for key, value in rest.items() if value is not None]
+    return " ".join(words), config
+
+
+async def _answer(request: web.Request, text: str,
+                  config: dict[str, Any] | None) -> web.Response:
+    if len(text) > MAX_INPUT_CHARS:
+        raise UserError(f"That command is too long ({len(text):,} characters, limit 2,000).",
+                        "Shorten it to the model, a quantization and a few key=value options.")
+    app = request.app
+    metrics = app[METRICS]
+    start = time.perf_counter()
+    command = parse_command(text)
+    if isinstance(command, HelpCommand):
+        from core.help import help_text
+
+        return web.json_response({"text": help_text(command.topic)})
+    if isinstance(command, GpusCommand):
+        from core.gpus import search_gpus
+
+        gpus = [{"name": g.name, "vendor": g.vendor, "memory_bytes": g.memory_bytes,
+                 "bandwidth_gbs": g.bandwidth_gbs, "tflops_fp16": g.tflops_fp16}
+                for g in search_gpus(command.query, limit=25)]
+        return web.json_response({"gpus": gpus})
+    if isinstance(command, ModelsCommand):
+        from core.hub import search_models
+
+        ids = await search_models(command.query, app[HUB], app[CACHE])
+        return web.json_response({"models": ids})
+    assert isinstance(command, EstimateCommand)
+    from core.answer import estimate_command_async
+
+    report = await estimate_command_async(command, app[HUB], app[CACHE], config)
+    metrics.estimate_seconds.observe(time.perf_counter() - start)
+    return web.Response(text=report.model_dump_json(), content_type="application/json")
+
+
+async def fits_get(request: web.Request) -> web.Response:
+    texts = request.query.getall("q", [])
+    if len(texts) != 1:
+        raise BadRequest("Give the command once, as ?q=<command>." if texts else
+                         "The query parameter q (the command) is missing.")
+    return await _answer(request, texts[0], None)
+
+
+async def fits_post(request: web.Request) -> web.Response:
+    raw = await request.read()  # raises 413 past client_max_size
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest("The request body is not valid JSON.") from None
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest("The request body is nested too deeply.")
+    text, config = command_from_body(body)
+    return await _answer(request, text, config)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    if request.app[READY].is_set():
+        return web.json_response({"status": "ready"})
+    return web.json_response({"status": "starting"}, status=503)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    data = generate_latest(request.app[METRICS].registry)
+    response = web.Response(body=data)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def _warm_up() -> None:
+    """Load the snapshot, the GPU catalogue and the estimator once, before the first request."""
+    from core.answer import estimate_command
+    from core.snapshot import entries
+
+    entries()
+    command = parse_command("llama-2-7b q4 gpu=4090")
+    assert isinstance(command, EstimateCommand)
+    estimate_command(command)
+
+
+async def _lifecycle(app: web.Application) -> Any:
+    await asyncio.to_thread(_warm_up)
+    app[READY].set()
+    log.info("ready", extra={"fields": {"hub_offline": app[HUB].offline,
+                                        "hub_endpoint": app[HUB].endpoint}})
+    yield
+    app[READY].clear()
+
+
+async def _not_ready_on_shutdown(app: web.Application) -> None:
+    app[READY].clear()  # load balancers stop sending while in-flight requests finish
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The service, wired from ``settings``: one Hub cache shared by every request."""
+    app = web.Application(middlewares=[request_middleware], client_max_size=MAX_BODY_BYTES)
+    metrics = Metrics()
+    hub = settings.hub()
+    app[SETTINGS] = settings
+    app[HUB] = hub
+    app[METRICS] = metrics
+    app[CACHE] = CountingCache(make_cache(hub), metrics)
+    app[READY] = asyncio.Event()
+    app.router.add_get("/api/v1/fits", fits_get)
+    app.router.add_post("/api/v1/fits", fits_post)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_not_ready_on_shutdown)
+    return app

@@ -1,0 +1,74 @@
+"""`fits-bot serve`: the service on HOST:PORT (settings from the environment and `.env`).
+
+Today it serves the JSON API, health, readiness and metrics; the chat surfaces (Discord, Slack,
+GitHub) are not built yet, and the start-up log says so plainly. SIGINT/SIGTERM stop accepting
+connections, mark the service not ready and let in-flight requests finish for
+FITS_SHUTDOWN_TIMEOUT_S seconds (aiohttp's runner).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from pydantic import ValidationError
+
+from core.errors import UserError
+
+log = logging.getLogger("fits.service")
+
+SURFACES = (
+    ("JSON API", "on (/api/v1/fits, /healthz, /readyz, /metrics)"),
+    ("Discord", "off (not built yet)"),
+    ("Slack", "off (not built yet)"),
+    ("GitHub", "off (not built yet)"),
+)
+
+
+def serve() -> int:
+    # huggingface_hub reads these when first imported: no progress bars in a server's log.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+    from aiohttp import web
+
+    from bot.app import configure_logging, create_app
+    from bot.settings import Settings
+
+    try:
+        settings = Settings()
+        app = create_app(settings)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = str(error["loc"][0]) if error["loc"] else "a setting"
+        print(f"error: the setting {where.upper()} is not valid ({error['msg']}).", file=sys.stderr)
+        return 2
+    except UserError as err:
+        print(f"error: {err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"hint: {err.hint}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    for name, state in SURFACES:
+        log.info(f"{name}: {state}", extra={"fields": {"surface": name, "state": state}})
+    log.info("starting", extra={"fields": {
+        "host": settings.host, "port": settings.port, "hub_offline": settings.hf_hub_offline,
+        "hub_token": "set" if settings.hf_token else "unset",
+        "shutdown_timeout_s": settings.shutdown_timeout_s}})
+    web.run_app(app, host=settings.host, port=settings.port,
+                shutdown_timeout=settings.shutdown_timeout_s, access_log=None, print=None)
+    log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fits-bot", description="The fits service.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="serve the JSON API, health and metrics on HOST:PORT")
+    parser.parse_args(argv)
+    return serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The service's settings, from the environment and an optional `.env` file (pydantic-settings).
+
+Only what the running service reads lives here: where to listen, how much to log, how long to let
+in-flight requests finish on shutdown, and the Hub variables core.hub.HubSettings needs (the same
+names the CLI reads, documented in `.env.example`). Secrets are ``SecretStr``: their repr and
+``model_dump`` show ``**********``, so logging the settings never leaks them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.hub import DEFAULT_ENDPOINT, HubSettings
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8",
+                                      env_ignore_empty=True, extra="ignore",
+                                      case_sensitive=False, populate_by_name=True)
+
+    host: str = Field(default="0.0.0.0", validation_alias="HOST")  # all interfaces: a container
+    port: int = Field(default=8080, ge=1, le=65535, validation_alias="PORT")
+    log_level: LogLevel = Field(default="INFO", validation_alias="LOG_LEVEL")
+    shutdown_timeout_s: float = Field(default=10.0, ge=0.0, le=300.0,
+                                      validation_alias="FITS_SHUTDOWN_TIMEOUT_S")
+
+    hf_endpoint: str = Field(default=DEFAULT_ENDPOINT, validation_alias="HF_ENDPOINT")
+    hf_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"))
+    hf_hub_offline: bool = Field(default=False, validation_alias="HF_HUB_OFFLINE")
+    fits_cache_dir: str | None = Field(default=None, validation_alias="FITS_CACHE_DIR")
+    fits_hub_deadline_s: float = Field(default=5.0, ge=0.1, le=60.0,
+                                       validation_alias="FITS_HUB_DEADLINE_S")
+
+    def hub(self) -> HubSettings:
+        """What core.hub needs, with the token unwrapped only here."""
+        token = self.hf_token.get_secret_value().strip() if self.hf_token else ""
+        return HubSettings(endpoint=self.hf_endpoint, token=token or None,
+                           offline=self.hf_hub_offline, cache_dir=self.fits_cache_dir or None,
+                           deadline_s=self.fits_hub_deadline_s)
