@@ -30,6 +30,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 
+from bot.ratelimit import MemoryRateLimiter, RateLimiter
 from bot.settings import Settings
 from core.errors import ModelNotFound, UserError
 from core.hub import HubSettings, make_cache
@@ -132,10 +133,12 @@ class CountingCache(ConfigCache):
     """A ConfigCache that counts hits and misses and times the fetches behind the misses,
     delegating storage to ``inner`` (memory or disk)."""
 
-    def __init__(self, inner: ConfigCache, metrics: Metrics) -> None:
+    def __init__(self, inner: ConfigCache, metrics: Metrics, max_fetches: int = 8) -> None:
         super().__init__()
         self.inner = inner
         self.metrics = metrics
+        # A global limit on concurrent Hub fetches, whatever the number of callers.
+        self.fetch_slots = asyncio.Semaphore(max_fetches)
 
     async def get(self, key: str) -> Any | None:
         value = await self.inner.get(key)
@@ -151,7 +154,8 @@ class CountingCache(ConfigCache):
             start = time.perf_counter()
             outcome = "error"
             try:
-                value = await fetch()
+                async with self.fetch_slots:
+                    value = await fetch()
                 outcome = "ok"
                 return value
             finally:
@@ -167,6 +171,7 @@ HUB = web.AppKey("hub", HubSettings)
 CACHE = web.AppKey("cache", ConfigCache)
 METRICS = web.AppKey("metrics", Metrics)
 READY = web.AppKey("ready", asyncio.Event)
+LIMITER = web.AppKey("limiter", RateLimiter)
 
 
 class BadRequest(Exception):
@@ -177,6 +182,16 @@ class BadRequest(Exception):
         self.message = message
         self.hint = hint
         self.status = status
+
+
+class RateLimited(BadRequest):
+    """Too many requests from one caller: a friendly 429 with the wait."""
+
+    def __init__(self, retry_after: float) -> None:
+        wait = max(1, round(retry_after))
+        super().__init__("You are asking faster than fits answers one caller.",
+                         f"Try again in {wait} s.", status=429)
+        self.retry_after = retry_after
 
 
 def _error(status: int, message: str, hint: str | None, rid: str,
@@ -207,6 +222,10 @@ async def request_middleware(request: web.Request,
     try:
         try:
             response = await handler(request)
+        except RateLimited as err:
+            outcome = "rate_limited"
+            response = _error(429, err.message, err.hint, rid)
+            response.headers["Retry-After"] = str(max(1, round(err.retry_after)))
         except (UserError, BadRequest) as err:
             outcome = "user_error" if isinstance(err, UserError) else "bad_request"
             extra = ({"suggestions": err.suggestions}
@@ -313,6 +332,9 @@ async def _answer(request: web.Request, text: str,
                         "Shorten it to the model, a quantization and a few key=value options.")
     app = request.app
     metrics = app[METRICS]
+    retry_after = await app[LIMITER].hit(f"api:{request.remote or 'unknown'}")
+    if retry_after is not None:
+        raise RateLimited(retry_after)
     start = time.perf_counter()
     command = parse_command(text)
     if isinstance(command, HelpCommand):
@@ -412,7 +434,8 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[HUB] = hub
     app[METRICS] = metrics
-    app[CACHE] = CountingCache(make_cache(hub), metrics)
+    app[CACHE] = CountingCache(make_cache(hub), metrics, settings.max_hub_fetches)
+    app[LIMITER] = MemoryRateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app[READY] = asyncio.Event()
     app.router.add_get("/api/v1/fits", fits_get)
     app.router.add_post("/api/v1/fits", fits_post)

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(default=10.0, ge=0.0, le=300.0,
                                       validation_alias="FITS_SHUTDOWN_TIMEOUT_S")
 
+    rate_limit_per_minute: float = Field(default=60.0, gt=0, le=100_000,
+                                         validation_alias="FITS_RATE_LIMIT_PER_MINUTE")
+    rate_limit_burst: int = Field(default=20, ge=1, le=100_000,
+                                  validation_alias="FITS_RATE_LIMIT_BURST")
+    max_hub_fetches: int = Field(default=8, ge=1, le=1000, validation_alias="FITS_MAX_HUB_FETCHES")
+
     hf_endpoint: str = Field(default=DEFAULT_ENDPOINT, validation_alias="HF_ENDPOINT")
     hf_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"))

@@ -22,8 +22,11 @@ API = "/api/v1/fits"
 
 
 def make_settings(**extra: object) -> Settings:
+    # Rate limits off unless a test sets them, so every request here reaches the handler.
+    fields: dict[str, object] = {"FITS_RATE_LIMIT_PER_MINUTE": 100_000,
+                                 "FITS_RATE_LIMIT_BURST": 100_000, **extra}
     return Settings(HF_HUB_OFFLINE=True, HF_TOKEN=SECRET, HF_ENDPOINT="http://127.0.0.1:9",
-                    _env_file=None, **extra)  # type: ignore[call-arg]
+                    _env_file=None, **fields)  # type: ignore[call-arg]
 
 
 @pytest.fixture
