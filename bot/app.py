@@ -434,8 +434,24 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[HUB] = hub
     app[METRICS] = metrics
-    app[CACHE] = CountingCache(make_cache(hub), metrics, settings.max_hub_fetches)
-    app[LIMITER] = MemoryRateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    if settings.redis_url is not None:
+        from redis.asyncio import Redis
+
+        from bot.redis_store import RedisConfigCache, RedisRateLimiter
+
+        client = Redis.from_url(settings.redis_url.get_secret_value())
+        app[CACHE] = CountingCache(RedisConfigCache(client), metrics, settings.max_hub_fetches)
+        app[LIMITER] = RedisRateLimiter(client, settings.rate_limit_per_minute,
+                                        settings.rate_limit_burst)
+
+        async def close_redis(_: web.Application) -> None:
+            await client.aclose()
+
+        app.on_cleanup.append(close_redis)
+    else:
+        app[CACHE] = CountingCache(make_cache(hub), metrics, settings.max_hub_fetches)
+        app[LIMITER] = MemoryRateLimiter(settings.rate_limit_per_minute,
+                                         settings.rate_limit_burst)
     app[READY] = asyncio.Event()
     app.router.add_get("/api/v1/fits", fits_get)
     app.router.add_post("/api/v1/fits", fits_post)

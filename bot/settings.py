@@ -35,6 +35,9 @@ class Settings(BaseSettings):
                                   validation_alias="FITS_RATE_LIMIT_BURST")
     max_hub_fetches: int = Field(default=8, ge=1, le=1000, validation_alias="FITS_MAX_HUB_FETCHES")
 
+    # Shared state for several replicas (Hub cache, rate limits); unset: in-process.
+    redis_url: SecretStr | None = Field(default=None, validation_alias="REDIS_URL")
+
     hf_endpoint: str = Field(default=DEFAULT_ENDPOINT, validation_alias="HF_ENDPOINT")
     hf_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"))
