@@ -78,30 +78,30 @@ def estimate(sc: Scenario) -> EngineEstimate:
     n_layers, n = spec.n_layers, sc.gpu_count
     embd = named_tensor_bytes(spec, sc.fmt, "token_embd")  # memoized per format
     head_and_norm = layers.get(None, 0) - embd
-    layer_bytes = [layers.get(i, 0) for i in range(n_layers)]
     compute = compute_buffer_bytes(spec, n_ctx, flash)
 
+    # Per layer, weights plus cache: -ngl k puts the last k of them on the GPUs.
     kv_per_layer = _kv_elements_by_layer(spec, n_ctx)
     kv_scale = KV_ELEMENT_BYTES[kv_type]
-    # suffix[k]: bytes of the last k layers (weights + cache), what -ngl k puts on the GPUs
-    suffix = [0] * (n_layers + 1)
-    for k in range(1, n_layers + 1):
-        i = n_layers - k
-        kv_i = kv_per_layer[i] if i < len(kv_per_layer) else 0
-        suffix[k] = suffix[k - 1] + layer_bytes[i] + int(kv_i * kv_scale)
-
-    def gpu_total(n_gpu: int) -> int:
-        return suffix[n_gpu] + (head_and_norm if n_gpu == n_layers else 0)
-
-    weights = sum(layer_bytes) + head_and_norm
-    kv = kv_layer_bytes(spec, n_ctx, kv_type, range(n_layers))
+    per_layer = [layers.get(i, 0) + int((kv_per_layer[i] if i < len(kv_per_layer) else 0)
+                                        * kv_scale) for i in range(n_layers)]
+    layers_total = sum(per_layer)
+    weights = sum(layers.get(i, 0) for i in range(n_layers)) + head_and_norm
+    kv = layers_total + head_and_norm - weights
     est = EngineEstimate(weights // n, kv // n, compute, GGML_CUDA_OVERHEAD)
     room = (sc.gpu_usable_bytes - compute - GGML_CUDA_OVERHEAD) * n
-    ngl = max((k for k in range(n_layers + 1) if gpu_total(k) <= room), default=0)
-    cpu_layers = range(0, n_layers - ngl)
-    ram = (embd + sum(layer_bytes[i] for i in cpu_layers)
-           + (head_and_norm if ngl < n_layers else 0)
-           + kv_layer_bytes(spec, n_ctx, kv_type, cpu_layers) + (compute if ngl < n_layers else 0))
+    if layers_total + head_and_norm <= room:
+        ngl, on_gpu = n_layers, layers_total
+    else:
+        ngl, on_gpu = 0, 0
+        for size in reversed(per_layer):  # the output layer stays on the CPU until all fit
+            if on_gpu + size > room:
+                break
+            on_gpu += size
+            ngl += 1
+    ram = 0 if ngl == n_layers else (
+        embd + head_and_norm + (layers_total - on_gpu) + compute)
+    ram += embd if ngl == n_layers else 0
     est.details.update({
         "n_layers": n_layers, "n_gpu_layers": ngl, "n_ctx": n_ctx, "n_ubatch": N_UBATCH,
         "flash_attn": flash, "kv_type": {"fp16": "f16", "q8": "q8_0", "q4": "q4_0"}[kv_type],
