@@ -85,3 +85,12 @@ def test_summary_shape() -> None:
     assert group["median_ape"] == pytest.approx(0.30)
     assert group["p90_ape"] == pytest.approx(0.5)
     assert group["median_abs_gb"] == pytest.approx(10 / 1e9)
+
+
+def test_held_out_records_are_reported_apart_from_calibration_ones() -> None:
+    from bench.accuracy import CALIBRATION_IDS, held_out, run
+
+    comparisons = run()
+    unseen = held_out(comparisons)
+    assert unseen and all(c.id not in CALIBRATION_IDS for c in unseen)
+    assert len(unseen) < len(comparisons)
