@@ -44,10 +44,9 @@ class Setup:
                         self.gpu.usable_bytes)
 
     def run(self, **changes: object) -> EngineEstimate:
-        req = self.request.model_copy(update=changes) if changes else self.request
-        engine = training.estimate if req.mode == "train" else ENGINES[self.engine]
-        return engine(Scenario(req, self.model.spec, self.fmt, self.gpu.count,
-                               self.gpu.memory_bytes, self.gpu.usable_bytes))
+        sc = self.scenario(**changes)
+        engine = training.estimate if sc.request.mode == "train" else ENGINES[self.engine]
+        return engine(sc)
 
     def fits(self, est: EngineEstimate) -> bool:
         if est.fits_override is not None:
@@ -109,8 +108,8 @@ def _training_suggestions(setup: Setup, add: Callable[..., None]) -> None:
         add("offload=cpu", setup, "optimizer states in CPU RAM", offload="cpu")
 
 
-def _suggestions(setup: Setup, ctx_max: int | None, batch_max: int | None,
-                 quant: str | None) -> list[Suggestion]:
+def _suggestions(setup: Setup, base: EngineEstimate, ctx_max: int | None,
+                 batch_max: int | None, quant: str | None) -> list[Suggestion]:
     req = setup.request
     out: list[Suggestion] = []
 
@@ -133,10 +132,9 @@ def _suggestions(setup: Setup, ctx_max: int | None, batch_max: int | None,
     kv = cheaper_kv.get(engine_family(setup.engine)) if req.mode == "infer" else None
     if kv and req.kv in ("fp16", "bf16"):
         add(f"kv={kv}", setup, "a quantized KV cache", kv=kv)
-    ngl = setup.run().details.get("n_gpu_layers")
+    ngl = base.details.get("n_gpu_layers")
     if isinstance(ngl, int) and 0 < ngl < setup.model.spec.n_layers:
-        est = setup.run()
-        ram = int(str(est.details["system_ram_bytes"]))
+        ram = int(str(base.details["system_ram_bytes"]))
         out.append(Suggestion(
             change=f"-ngl {ngl}", total_bytes=setup.gpu.usable_bytes, fits=True,
             why=f"offload {ngl} of {setup.model.spec.n_layers} layers, "
@@ -173,7 +171,7 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
     ctx_max = max_context(setup)
     batch_max = max_batch(setup)
     quant = best_quant(setup) if request.mode == "infer" else None
-    suggestions = [] if fits and not tight else _suggestions(setup, ctx_max, batch_max, quant)
+    suggestions = [] if fits and not tight else _suggestions(setup, est, ctx_max, batch_max, quant)
 
     kv_type = request.kv if request.kv in KV_ELEMENT_BYTES else "fp16"
     per_token_kv = kv_bytes(spec, request.ctx, 1, kv_type, latent=True,

@@ -88,6 +88,15 @@ class ModelSpec:
         return self.params - routed + routed * self.moe.top_k // self.moe.n_experts
 
     @cached_property
+    def expert_width(self) -> int:
+        """MLP width of one routed expert (0 without experts)."""
+        return next((t.rows for t in self.tensors if t.name == "ffn_up_exps"), 0)
+
+    @cached_property
+    def shared_expert_width(self) -> int:
+        return next((t.rows for t in self.tensors if t.name == "ffn_up_shexp"), 0)
+
+    @cached_property
     def text_params(self) -> int:
         return sum(t.numel for t in self.tensors if t.part in ("text", "encoder"))
 

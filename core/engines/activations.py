@@ -32,10 +32,8 @@ def _widths(spec: ModelSpec) -> tuple[int, int, int, int]:
     kv = spec.n_kv_heads * spec.head_dim
     ffn = spec.intermediate
     if spec.moe is not None:
-        experts = [t for t in spec.tensors if t.name == "ffn_up_exps"]
-        shared = [t for t in spec.tensors if t.name == "ffn_up_shexp"]
-        width = experts[0].rows * spec.moe.top_k if experts else ffn
-        ffn = width + (shared[0].rows if shared else 0)
+        width = spec.expert_width * spec.moe.top_k if spec.expert_width else ffn
+        ffn = width + spec.shared_expert_width
     return spec.hidden, q, kv, ffn
 
 

@@ -48,12 +48,6 @@ def _kv_elements_by_layer(spec: ModelSpec, n_ctx: int) -> list[int]:
     return cached
 
 
-def kv_layer_bytes(spec: ModelSpec, n_ctx: int, kv_type: str, layers: range) -> int:
-    per_layer = _kv_elements_by_layer(spec, n_ctx)
-    elements = sum(per_layer[i] for i in layers if i < len(per_layer))
-    return int(elements * KV_ELEMENT_BYTES[kv_type])
-
-
 def compute_buffer_bytes(spec: ModelSpec, n_ctx: int, flash_attn: bool) -> int:
     """The graph's scratch for one ubatch: the largest of the logits and one layer's work.
 

@@ -20,7 +20,7 @@ def activation_bytes(sc: Scenario, tokens: int, batch: int) -> int:
     act = KV_ELEMENT_BYTES.get(spec.dtype if spec.dtype != "fp32" else "fp32", 2.0)
     ffn = spec.intermediate
     if spec.moe is not None:
-        ffn = max(ffn, _moe_ffn(sc) * spec.moe.top_k)
+        ffn = max(ffn, (spec.expert_width or spec.intermediate) * spec.moe.top_k)
     per_token = 3 * ffn + 2 * spec.hidden
     mlp_peak = batch * tokens * per_token * act / sc.tp
     scores = 0.0
@@ -28,11 +28,6 @@ def activation_bytes(sc: Scenario, tokens: int, batch: int) -> int:
         scores = batch * (spec.n_heads / sc.tp) * tokens * tokens * (act + 4)
     logits = batch * spec.vocab * 4 * 2
     return int(mlp_peak + scores + logits)
-
-
-def _moe_ffn(sc: Scenario) -> int:
-    exps = [t for t in sc.spec.tensors if t.name == "ffn_up_exps"]
-    return exps[0].rows if exps else sc.spec.intermediate
 
 
 def estimate(sc: Scenario) -> EngineEstimate:

@@ -37,16 +37,11 @@ def profile_activation_bytes(sc: Scenario) -> int:
     spec = sc.spec
     ffn = spec.intermediate
     if spec.moe is not None:
-        ffn = max(ffn, spec.moe.top_k * _expert_width(sc))
+        ffn = max(ffn, spec.moe.top_k * (spec.expert_width or spec.intermediate))
     act_bytes = 2
     mlp = MAX_NUM_BATCHED_TOKENS * (3 * ffn + 4 * spec.hidden) * act_bytes
     logits = MAX_NUM_SEQS * spec.vocab * 4 * 2
     return int(mlp + logits)
-
-
-def _expert_width(sc: Scenario) -> int:
-    exps = [t for t in sc.spec.tensors if t.name == "ffn_up_exps"]
-    return exps[0].rows if exps else sc.spec.intermediate
 
 
 def estimate(sc: Scenario) -> EngineEstimate:
