@@ -30,17 +30,16 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 
+from bot.answerer import Answerer
 from bot.ratelimit import MemoryRateLimiter, RateLimiter
 from bot.settings import Settings
-from core.errors import ModelNotFound, UserError
+from bot.surfaces import mount_surfaces
+from core.answer import Caller
+from core.errors import ModelNotFound, RateLimited, UserError
 from core.hub import HubSettings, make_cache
 from core.hub_cache import ConfigCache
 from core.parser import (
-    MAX_INPUT_CHARS,
     EstimateCommand,
-    GpusCommand,
-    HelpCommand,
-    ModelsCommand,
     parse_command,
 )
 from core.request import EstimateRequest
@@ -92,9 +91,8 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(settings: Settings, stream: Any = None) -> logging.Handler:
     """JSON lines on stderr at LOG_LEVEL for the whole process; returns the handler."""
-    token = settings.hf_token.get_secret_value() if settings.hf_token else ""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter([token.strip()]))
+    handler.setFormatter(JsonFormatter(settings.secrets()))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -172,6 +170,9 @@ CACHE = web.AppKey("cache", ConfigCache)
 METRICS = web.AppKey("metrics", Metrics)
 READY = web.AppKey("ready", asyncio.Event)
 LIMITER = web.AppKey("limiter", RateLimiter)
+ANSWERER = web.AppKey("answerer", Answerer)
+# What each surface is doing ("on (...)" / "off (why)"), for the start-up log.
+SURFACES = web.AppKey("surfaces", list[tuple[str, str]])
 
 
 class BadRequest(Exception):
@@ -182,16 +183,6 @@ class BadRequest(Exception):
         self.message = message
         self.hint = hint
         self.status = status
-
-
-class RateLimited(BadRequest):
-    """Too many requests from one caller: a friendly 429 with the wait."""
-
-    def __init__(self, retry_after: float) -> None:
-        wait = max(1, round(retry_after))
-        super().__init__("You are asking faster than fits answers one caller.",
-                         f"Try again in {wait} s.", status=429)
-        self.retry_after = retry_after
 
 
 def _error(status: int, message: str, hint: str | None, rid: str,
@@ -327,38 +318,20 @@ def command_from_body(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]
 
 async def _answer(request: web.Request, text: str,
                   config: dict[str, Any] | None) -> web.Response:
-    if len(text) > MAX_INPUT_CHARS:
-        raise UserError(f"That command is too long ({len(text):,} characters, limit 2,000).",
-                        "Shorten it to the model, a quantization and a few key=value options.")
-    app = request.app
-    metrics = app[METRICS]
-    retry_after = await app[LIMITER].hit(f"api:{request.remote or 'unknown'}")
-    if retry_after is not None:
-        raise RateLimited(retry_after)
-    start = time.perf_counter()
-    command = parse_command(text)
-    if isinstance(command, HelpCommand):
-        from core.help import help_text
+    from core.answer import GpuListAnswer, HelpAnswer, ModelListAnswer
 
-        return web.json_response({"text": help_text(command.topic)})
-    if isinstance(command, GpusCommand):
-        from core.gpus import search_gpus
-
+    caller = Caller((f"api:{request.remote or 'unknown'}",))
+    answer = await request.app[ANSWERER].answer(text, caller, config)
+    if isinstance(answer, HelpAnswer):
+        return web.json_response({"text": answer.text})
+    if isinstance(answer, GpuListAnswer):
         gpus = [{"name": g.name, "vendor": g.vendor, "memory_bytes": g.memory_bytes,
                  "bandwidth_gbs": g.bandwidth_gbs, "tflops_fp16": g.tflops_fp16}
-                for g in search_gpus(command.query, limit=25)]
+                for g in answer.gpus]
         return web.json_response({"gpus": gpus})
-    if isinstance(command, ModelsCommand):
-        from core.hub import search_models
-
-        ids = await search_models(command.query, app[HUB], app[CACHE])
-        return web.json_response({"models": ids})
-    assert isinstance(command, EstimateCommand)
-    from core.answer import estimate_command_async
-
-    report = await estimate_command_async(command, app[HUB], app[CACHE], config)
-    metrics.estimate_seconds.observe(time.perf_counter() - start)
-    return web.Response(text=report.model_dump_json(), content_type="application/json")
+    if isinstance(answer, ModelListAnswer):
+        return web.json_response({"models": answer.ids})
+    return web.Response(text=answer.model_dump_json(), content_type="application/json")
 
 
 async def fits_get(request: web.Request) -> web.Response:
@@ -452,6 +425,7 @@ def create_app(settings: Settings) -> web.Application:
         app[CACHE] = CountingCache(make_cache(hub), metrics, settings.max_hub_fetches)
         app[LIMITER] = MemoryRateLimiter(settings.rate_limit_per_minute,
                                          settings.rate_limit_burst)
+    app[ANSWERER] = Answerer(hub, app[CACHE], app[LIMITER], metrics)
     app[READY] = asyncio.Event()
     app.router.add_get("/api/v1/fits", fits_get)
     app.router.add_post("/api/v1/fits", fits_post)
@@ -460,4 +434,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/metrics", metrics_view)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_not_ready_on_shutdown)
+    app[SURFACES] = mount_surfaces(app, settings)
     return app

@@ -1,7 +1,8 @@
 """`fits-bot serve`: the service on HOST:PORT (settings from the environment and `.env`).
 
-Today it serves the JSON API, health, readiness and metrics; the chat surfaces (Discord, Slack,
-GitHub) are not built yet, and the start-up log says so plainly. SIGINT/SIGTERM stop accepting
+It always serves the JSON API, health, readiness and metrics, and each chat surface (Discord,
+Slack, GitHub) whose credentials are set; the start-up log says which are on and, for the others,
+which variable turns them on. SIGINT/SIGTERM stop accepting
 connections, mark the service not ready and let in-flight requests finish for
 FITS_SHUTDOWN_TIMEOUT_S seconds (aiohttp's runner).
 """
@@ -19,21 +20,13 @@ from core.errors import UserError
 
 log = logging.getLogger("fits.service")
 
-SURFACES = (
-    ("JSON API", "on (/api/v1/fits, /healthz, /readyz, /metrics)"),
-    ("Discord", "off (not built yet)"),
-    ("Slack", "off (not built yet)"),
-    ("GitHub", "off (not built yet)"),
-)
-
-
 def serve() -> int:
     # huggingface_hub reads these when first imported: no progress bars in a server's log.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     from aiohttp import web
 
-    from bot.app import configure_logging, create_app
+    from bot.app import SURFACES, configure_logging, create_app
     from bot.settings import Settings
 
     try:
@@ -50,7 +43,7 @@ def serve() -> int:
             print(f"hint: {err.hint}", file=sys.stderr)
         return 2
     configure_logging(settings)
-    for name, state in SURFACES:
+    for name, state in app[SURFACES]:
         log.info(f"{name}: {state}", extra={"fields": {"surface": name, "state": state}})
     log.info("starting", extra={"fields": {
         "host": settings.host, "port": settings.port, "hub_offline": settings.hf_hub_offline,

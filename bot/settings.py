@@ -46,6 +46,49 @@ class Settings(BaseSettings):
     fits_hub_deadline_s: float = Field(default=5.0, ge=0.1, le=60.0,
                                        validation_alias="FITS_HUB_DEADLINE_S")
 
+    # Discord (issue 7). A bot token runs the gateway client in the service's event loop; a public
+    # key enables the HTTP interactions endpoint POST /discord/interactions. Either needs the
+    # application id to register the commands.
+    discord_bot_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_BOT_TOKEN")
+    discord_application_id: str | None = Field(default=None,
+                                               validation_alias="DISCORD_APPLICATION_ID")
+    discord_public_key: str | None = Field(default=None, validation_alias="DISCORD_PUBLIC_KEY")
+    # The REST base URL (tests, proxies); unset: discord.py's https://discord.com/api/v10.
+    discord_api_url: str | None = Field(default=None, validation_alias="DISCORD_API_URL")
+    # Sync the commands to this one guild (instant, for development); unset: globally.
+    discord_guild_id: int | None = Field(default=None, validation_alias="DISCORD_GUILD_ID")
+    # Shards for large bots; unset: one connection (Discord requires shards past 2,500 guilds).
+    discord_shard_count: int | None = Field(default=None, ge=1, le=10_000,
+                                            validation_alias="DISCORD_SHARD_COUNT")
+
+    # Slack (issue 8). Bot token + signing secret: HTTP mode at POST /slack/events; add an app
+    # token (xapp-...) for Socket Mode instead, without a public URL.
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None,
+                                                   validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    # The Web API base URL (tests, proxies), with its trailing slash; unset: slack_sdk's default.
+    slack_api_url: str | None = Field(default=None, validation_alias="SLACK_API_URL")
+
+    # GitHub (issue 9): POST /github/webhook, signed with the webhook secret; replies as a token
+    # (GITHUB_TOKEN) or as a GitHub App (GITHUB_APP_ID + GITHUB_PRIVATE_KEY).
+    github_webhook_secret: SecretStr | None = Field(default=None,
+                                                    validation_alias="GITHUB_WEBHOOK_SECRET")
+    github_token: SecretStr | None = Field(default=None, validation_alias="GITHUB_TOKEN")
+    github_app_id: str | None = Field(default=None, validation_alias="GITHUB_APP_ID")
+    github_private_key: SecretStr | None = Field(default=None,
+                                                 validation_alias="GITHUB_PRIVATE_KEY")
+    github_api_url: str = Field(default="https://api.github.com",
+                                validation_alias="GITHUB_API_URL")
+
+    def secrets(self) -> list[str]:
+        """Every secret value that is set, for the log formatter to redact wherever it appears."""
+        values = [self.hf_token, self.redis_url, self.discord_bot_token, self.slack_bot_token,
+                  self.slack_signing_secret, self.slack_app_token, self.github_webhook_secret,
+                  self.github_token, self.github_private_key]
+        return [v.get_secret_value().strip() for v in values
+                if v is not None and v.get_secret_value().strip()]
+
     def hub(self) -> HubSettings:
         """What core.hub needs, with the token unwrapped only here."""
         token = self.hf_token.get_secret_value().strip() if self.hf_token else ""

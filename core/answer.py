@@ -4,7 +4,9 @@ estimate. ``estimate_command`` is the offline path; ``estimate_command_async`` a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.estimate import build_report
 from core.gpus import resolve_gpu
@@ -14,6 +16,7 @@ from core.resolve import from_config, resolve_offline
 from core.units import format_bytes
 
 if TYPE_CHECKING:
+    from core.gpus import Gpu
     from core.hub import HubSettings
     from core.hub_cache import ConfigCache
 
@@ -66,3 +69,49 @@ async def estimate_command_async(command: EstimateCommand, settings: HubSettings
     return report.model_copy(update={
         "engine_details": {**report.engine_details, **details},
         "assumptions": [*report.assumptions, *extra]})
+
+
+# --- what a surface gets back -------------------------------------------------------------------
+# The answering service lives in bot/ (it holds the rate limiter and the Hub cache); adapters see
+# only these types and the AnswerService protocol, so they import core alone.
+
+
+@dataclass(frozen=True)
+class HelpAnswer:
+    text: str
+
+
+@dataclass(frozen=True)
+class GpuListAnswer:
+    query: str
+    gpus: list[Gpu]
+
+
+@dataclass(frozen=True)
+class ModelListAnswer:
+    query: str
+    ids: list[str]
+
+
+Answer = Report | HelpAnswer | GpuListAnswer | ModelListAnswer
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked, as rate-limit keys from the narrowest to the widest: e.g.
+    ("discord:user:1", "discord:guild:2"). Every key must have a token left."""
+
+    keys: Sequence[str]
+
+
+class AnswerService(Protocol):
+    """What a surface adapter is given to answer with (bot.answerer.Answerer implements it)."""
+
+    async def answer(self, text: str, caller: Caller | None = None,
+                     config: dict[str, Any] | None = None) -> Answer:
+        """The answer to one command; raises core.errors.UserError (RateLimited too)."""
+        ...
+
+    async def search_models(self, query: str, limit: int = 25) -> list[str]:
+        """Model ids for autocomplete: bundled first, then the Hub (cached, bounded)."""
+        ...

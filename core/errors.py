@@ -24,3 +24,13 @@ class ModelNotFound(UserError):
     def __init__(self, message: str, hint: str | None = None, suggestions: list[str] | None = None):
         super().__init__(message, hint)
         self.suggestions = suggestions or []
+
+
+class RateLimited(UserError):
+    """One caller (a user, a workspace, a guild, an API client) asked too often."""
+
+    def __init__(self, retry_after: float, who: str = "you") -> None:
+        wait = max(1, round(retry_after))
+        super().__init__(f"You are asking faster than fits answers {who}.",
+                         f"Try again in {wait} s.")
+        self.retry_after = retry_after
