@@ -3,44 +3,16 @@ across two app instances, and what happens when Redis is gone."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 
-import pytest
 from redis.asyncio import Redis
 
 from bot.app import create_app
 from bot.redis_store import RedisConfigCache, RedisRateLimiter
+from tests.conftest import free_port
 from tests.test_service import make_settings
 
 QUERY = {"q": "meta-llama/Llama-2-7b q4 gpu=24GB"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def redis_url():
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed (.ci/run installs it)"
-    port = _free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 async def test_the_hub_cache_is_shared_between_replicas(redis_url) -> None:
@@ -70,7 +42,7 @@ async def test_rate_limits_are_shared_between_two_app_instances(redis_url, aioht
 
 
 async def test_without_redis_answers_still_come() -> None:
-    dead = Redis.from_url(f"redis://127.0.0.1:{_free_port()}/0", socket_connect_timeout=0.2)
+    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
     try:
         assert await RedisConfigCache(dead).get("anything") is None
         await RedisConfigCache(dead).set("anything", 1, 10)  # logged, not raised
