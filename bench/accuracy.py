@@ -99,12 +99,25 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+# Records: the shared collection (copied unchanged) and the ones fits added, each with source
+# and quote. Cases: how each inference record maps to a fits command, or why it cannot.
+RECORD_FILES = ("measured-public.jsonl", "measured-added.jsonl")
+CASE_FILES = ("cases.jsonl", "cases-added.jsonl")
+
+
 def records() -> dict[str, dict[str, Any]]:
-    return {str(r["id"]): r for r in _jsonl(HERE / "measured-public.jsonl")}
+    out: dict[str, dict[str, Any]] = {}
+    for name in RECORD_FILES:
+        if (HERE / name).exists():
+            for r in _jsonl(HERE / name):
+                if str(r["id"]) in out:
+                    raise ValueError(f"record id {r['id']} appears twice")
+                out[str(r["id"])] = r
+    return out
 
 
 def cases() -> list[dict[str, Any]]:
-    return _jsonl(HERE / "cases.jsonl")
+    return [row for name in CASE_FILES if (HERE / name).exists() for row in _jsonl(HERE / name)]
 
 
 def estimate(command_text: str) -> Report:
@@ -136,14 +149,19 @@ def compare_case(case: dict[str, Any], record: dict[str, Any]) -> list[Compariso
     return out
 
 
+def training_cases() -> list[dict[str, Any]]:
+    return _jsonl(HERE / "training_cases.jsonl")
+
+
 def _training() -> list[Comparison]:
-    mapped = {c["id"]: c for c in _jsonl(HERE / "training_cases.jsonl")}
+    mapped = {c["id"]: c for c in training_cases()}
     out = []
     for t in training_reference.compare_all():
         case = mapped[t.id]
         quantity = "total_without_context" if case["measures"] == "allocated" else "total"
+        is_bytes = case["measures"] != "max_context"  # else a token count
         out.append(Comparison(t.id, "hf", "training", case["quantity"], quantity, t.command,
-                              t.measured_bytes, t.estimated_bytes, True, t.why))
+                              t.measured_bytes, t.estimated_bytes, is_bytes, t.why))
     return out
 
 
@@ -183,11 +201,18 @@ def run_all() -> tuple[list[Comparison], list[Excluded]]:
         else:
             comparisons += compare_case(case, refs[case["id"]])
     comparisons += _training()
-    training_mapped = {c.id for c in comparisons if c.task == "training"}
-    for rid, rec in refs.items():
-        if rec["task"] == "training" and rid not in training_mapped:
-            excluded.append(Excluded(rid, "training", "training record not (yet) mapped in "
-                                     "bench/reference/training_cases.jsonl"))
+    training_rows = training_cases()
+    for row in training_rows:
+        if "excluded" in row:
+            if not str(row["excluded"]).strip():
+                raise ValueError(f"{row['id']}: an exclusion needs a reason")
+            excluded.append(Excluded(row["id"], "training", str(row["excluded"])))
+    # Every record is compared or excluded with its reason: none is skipped silently.
+    handled = {c["id"] for c in rows} | {c["id"] for c in training_rows}
+    missing = [rid for rid in refs if rid not in handled]
+    if missing:
+        raise ValueError(f"records neither mapped nor excluded: {', '.join(missing)} (add a "
+                         "case to bench/reference/cases.jsonl or training_cases.jsonl)")
     order = list(refs)
     comparisons.sort(key=lambda c: order.index(c.id))
     excluded.sort(key=lambda e: order.index(e.id))

@@ -41,7 +41,7 @@ class Setup:
     def scenario(self, **changes: object) -> Scenario:
         req = self.request.model_copy(update=changes) if changes else self.request
         return Scenario(req, self.model.spec, self.fmt, self.gpu.count, self.gpu.memory_bytes,
-                        self.gpu.usable_bytes)
+                        self.gpu.usable_bytes, self.gpu.gpu.name)
 
     def run(self, **changes: object) -> EngineEstimate:
         sc = self.scenario(**changes)

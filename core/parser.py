@@ -63,6 +63,7 @@ KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "engine": ("backend",),
     "kv": ("kv_cache", "kv_cache_dtype"),
     "util": ("gpu_memory_utilization",),
+    "version": ("vllm_version", "engine_version", "release"),
     "tp": ("tensor_parallel_size",),
     "prompt": ("prompt_tokens",),
     "gen": ("gen_tokens", "max_new_tokens", "max_tokens"),
@@ -133,6 +134,7 @@ _GPTQ_AWQ = re.compile(r"(gptq|awq)[-_]?(?:int|w)?(\d+)(?:[-_]?bits?|b)?", re.AS
 _EXL2 = re.compile(r"exl2[-_]?(\d+(?:\.\d+)?)[-_]?(?:bpw|bits?|b)?", re.ASCII)
 _BITS_VALUE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(?:bpw|bits?|b)?", re.ASCII | re.IGNORECASE)
 _UTIL = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(%?)", re.ASCII)
+_VERSION = re.compile(r"\d{1,3}(?:\.\d{1,4}){0,2}", re.ASCII)
 _GPU = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+\-/(),:@]{0,63}", re.ASCII)
 
 
@@ -340,6 +342,15 @@ def _util(value: str) -> float:
     return number
 
 
+def _version(value: str) -> str:
+    text = value.lower().removeprefix("v")
+    match = _VERSION.fullmatch(text)
+    if match is None:
+        raise UserError(f"Could not read {quoted(value)} as an engine release.",
+                        "Write it like version=0.11 or version=0.19.1.")
+    return ".".join(str(int(part)) for part in text.split("."))
+
+
 def _gpu(value: str) -> str:
     if _GPU.fullmatch(value) is None:
         raise UserError(
@@ -364,6 +375,7 @@ _VALUE_PARSERS: dict[str, Callable[[str], object]] = {
     "kv": _choice("kv", KV_TYPES),
     "attn": _choice("attn", ATTENTION),
     "util": _util,
+    "version": _version,
     "mode": _choice("mode", {"infer": "infer", "inference": "infer", "train": "train",
                              "training": "train", "finetune": "train"}),
     "train": _choice("train", TRAIN_METHODS),

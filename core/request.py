@@ -40,6 +40,9 @@ class EstimateRequest(BaseModel):
     engine: Engine | None = Field(default=None, description="None: chosen from the quantization")
     kv: KvCacheType = "fp16"
     util: float = Field(default=0.9, gt=0.0, le=1.0, description="vLLM gpu_memory_utilization")
+    version: str | None = Field(default=None, pattern=r"^\d{1,3}(\.\d{1,4}){0,2}$",
+                                description="the engine's release where its memory behaviour "
+                                "changed between releases (vLLM); None: the current one")
     tp: int = Field(default=1, ge=1, le=1024, description="tensor-parallel GPUs")
     prompt: int | None = Field(default=None, ge=1, description="prompt tokens; None: ctx")
     gen: int = Field(default=256, ge=1, description="generated tokens, for speed")

@@ -14,12 +14,14 @@ from core.errors import UserError
 MEDIAN_BOUNDS = {
     "exllamav2/inference": 0.05,
     "hf/inference": 0.10,
-    "hf/training": 0.10,
+    "hf/training": 0.15,
     "llama.cpp/inference": 0.05,
     "sglang/inference": 0.05,
     "tgi/inference": 0.10,
-    "vllm/inference": 0.10,
+    "vllm/inference": 0.05,
 }
+# The 90th percentile over every comparison: the target is 12%; this is where it stands.
+OVERALL_P90_BOUND = 0.15
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +76,12 @@ def test_group_medians_stay_within_their_bounds(
     assert set(groups) <= set(MEDIAN_BOUNDS), f"new group(s): {set(groups) - set(MEDIAN_BOUNDS)}"
     for name, stats in groups.items():
         assert stats["median_ape"] <= MEDIAN_BOUNDS[name], (name, stats)
+
+
+def test_overall_p90_stays_within_its_bound(
+        harness: tuple[list[Comparison], list[Excluded]]) -> None:
+    overall = accuracy.summary(harness[0])["overall"]
+    assert overall["p90_ape"] <= OVERALL_P90_BOUND, overall
 
 
 def test_summary_shape() -> None:

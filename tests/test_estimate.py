@@ -135,6 +135,44 @@ def test_vllm_reports_kv_capacity_and_concurrency() -> None:
     assert details["one_sequence_fits"] is True
 
 
+def test_vllm_batch_defaults_follow_the_card() -> None:
+    # vllm serve: 1,024 sequences on cards of 70 GiB and more that are not A100s, else 256.
+    h100 = run_command("meta-llama/Llama-3.1-8B-Instruct bf16 engine=vllm gpu=h100")
+    a100 = run_command("meta-llama/Llama-3.1-8B-Instruct bf16 engine=vllm gpu=a100-80g")
+    l40s = run_command("meta-llama/Llama-3.1-8B-Instruct bf16 engine=vllm gpu=l40s")
+    assert h100.engine_details["max_num_seqs"] == 1024
+    assert h100.engine_details["max_num_batched_tokens"] == 8192
+    assert a100.engine_details["max_num_seqs"] == l40s.engine_details["max_num_seqs"] == 256
+    # The sampler's logits scale with the sequences: a smaller profiling peak on the A100.
+    assert a100.breakdown.activations < h100.breakdown.activations / 2
+
+
+def test_vllm_version_selects_the_older_sampler_profile() -> None:
+    current = run_command("Qwen/Qwen3-32B bf16 engine=vllm gpu=h100 ctx=16000")
+    old = run_command("Qwen/Qwen3-32B bf16 engine=vllm version=0.11 gpu=h100 ctx=16000")
+    assert old.request["version"] == "0.11"
+    # 0.11 sorted the fp32 logits while profiling: ~2.6x the peak, less room for KV blocks.
+    assert old.breakdown.activations > 2.3 * current.breakdown.activations
+    assert old.breakdown.kv_cache < current.breakdown.kv_cache
+    assert any("0.11" in a for a in old.assumptions)
+    assert any("version=0.11" in a for a in current.assumptions)
+
+
+def test_vllm_keeps_an_fp32_cache_for_fp32_weights() -> None:
+    bf16 = run_command("meta-llama/Llama-3.1-8B-Instruct bf16 engine=vllm gpu=h100")
+    fp32 = run_command("meta-llama/Llama-3.1-8B-Instruct fp32 engine=vllm gpu=h100")
+    assert fp32.engine_details["kv_bytes_per_token"] == 2 * bf16.engine_details[
+        "kv_bytes_per_token"]
+
+
+def test_vllm_pads_mxfp4_experts() -> None:
+    # gpt-oss's expert intermediate 2,880 is padded to 3,072 by vLLM's MXFP4 MoE kernels.
+    vllm_run = run_command("openai/gpt-oss-20b engine=vllm gpu=h100")
+    hf_run = run_command("openai/gpt-oss-20b engine=hf gpu=h100")
+    ratio = vllm_run.breakdown.weights / hf_run.breakdown.weights
+    assert 1.03 < ratio < 1.07
+
+
 def test_llama_cpp_partial_offload_plan() -> None:
     report = run_command("meta-llama/Llama-3.1-70B Q4_K_M gpu=rtx-3060 ctx=4096")
     details = report.engine_details

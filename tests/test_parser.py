@@ -482,3 +482,24 @@ def test_valid_commands_round_trip(case: tuple[str, dict[str, Any]]) -> None:
         actual = getattr(request, name)
         assert actual == pytest.approx(value) if isinstance(value, float) else actual == value, name
     assert request.gpu_given == ("gpu" in expected)
+
+
+def test_engine_version_is_normalized() -> None:
+    from core.parser import EstimateCommand, parse_command
+
+    command = parse_command("llama-2-7b engine=vllm version=v0.11.0")
+    assert isinstance(command, EstimateCommand)
+    assert command.request.version == "0.11.0"
+    command = parse_command("llama-2-7b engine=vllm vllm_version=0.19")
+    assert isinstance(command, EstimateCommand)
+    assert command.request.version == "0.19"
+
+
+def test_a_bad_engine_version_is_a_user_error() -> None:
+    import pytest
+
+    from core.errors import UserError
+    from core.parser import parse_command
+
+    with pytest.raises(UserError, match="engine release"):
+        parse_command("llama-2-7b engine=vllm version=latest")

@@ -28,6 +28,7 @@ class Scenario:
     gpu_count: int
     gpu_memory_bytes: int  # per GPU, physical
     gpu_usable_bytes: int  # per GPU, what CUDA can allocate
+    gpu_name: str = ""  # engines whose defaults depend on the card (vLLM's batch sizes)
 
     @property
     def tp(self) -> int:

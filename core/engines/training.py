@@ -17,7 +17,7 @@ from math import ceil
 
 from core.engines.activations import activation_bytes
 from core.engines.base import TORCH_CUDA_OVERHEAD, EngineEstimate, Scenario
-from core.formats import WeightFormat, weight_bytes
+from core.formats import WeightFormat, tensor_bytes, weight_bytes
 from core.spec import ModelSpec
 from core.tensors import Tensor
 
@@ -116,6 +116,10 @@ def estimate(sc: Scenario) -> EngineEstimate:
             f"{trainable:,} trainable parameters in fp32 over a frozen {fmt.label} base")
     optim = optimizer_bytes(req.optim, trainable, state, trainable_tensors)
 
+    # What FSDP gathers is the layer as it is stored: the compute dtype for full fine-tuning,
+    # the frozen base's own format (nf4 for QLoRA) for adapters.
+    gather_fmt = None if req.train == "full" else base_format(sc)
+    gather_width = 4 if precision == "fp32" else 2
     # Sharding: ZeRO-1 optimizer states, ZeRO-2 + gradients, ZeRO-3 (FSDP) + parameters.
     cpu_ram = 0
     gather = 0
@@ -127,7 +131,8 @@ def estimate(sc: Scenario) -> EngineEstimate:
         weights //= n
         # FSDP gathers the current and the prefetched layer in full, and holds one layer's full
         # gradient until it is reduce-scattered (only for weights that train).
-        layer = max(_layer_bytes(spec, layer) for layer in range(spec.n_layers))
+        layer = max(_layer_bytes(spec, layer, gather_fmt, gather_width)
+                    for layer in range(spec.n_layers))
         grad_width = {"mixed": 4, "bf16": 2, "fp32": 4}[precision] if req.train == "full" else 0
         gather = 2 * layer + layer // 2 * grad_width
     if req.offload == "cpu":
@@ -153,8 +158,10 @@ def estimate(sc: Scenario) -> EngineEstimate:
     acts = activation_bytes(spec, batch=micro, seq=req.ctx, attn=req.attn, gc=gc,
                             method=req.train, target=req.target, loss=req.loss)
     if req.train == "qlora":
-        # bitsandbytes dequantizes one weight to bf16 for each matmul, forward and backward.
-        acts += 2 * max(t.rows * t.cols for t in spec.tensors if t.kind == "linear")
+        # bitsandbytes dequantizes one weight to bf16 for each matmul, forward and backward;
+        # the largest such weight is a quantized one (the LM head stays in 16 bit, m063).
+        acts += 2 * max(t.rows * t.cols for t in spec.tensors
+                        if t.kind == "linear" and t.name != "output")
     assumptions.append(
         f"micro-batch {micro} x {req.ctx:,} tokens, {req.attn} attention, gradient checkpointing "
         f"{'on' if gc else 'off'}; " + {
@@ -179,5 +186,9 @@ def estimate(sc: Scenario) -> EngineEstimate:
     return est
 
 
-def _layer_bytes(spec: ModelSpec, layer: int) -> int:
-    return sum(t.numel * 2 for t in spec.layer_tensors.get(layer, ()))
+def _layer_bytes(spec: ModelSpec, layer: int, fmt: WeightFormat | None, width: int) -> int:
+    """One layer as FSDP gathers it: in ``fmt`` (a frozen base), else ``width`` bytes each."""
+    tensors = spec.layer_tensors.get(layer, ())
+    if fmt is None:
+        return sum(t.numel * width for t in tensors)
+    return sum(tensor_bytes(t, fmt, width) for t in tensors)

@@ -3,45 +3,135 @@ the profiling run leave with KV-cache blocks.
 
 vLLM: budget = gpu_memory_utilization x total GPU memory (reference m002: 0.9 x 79.22 GiB =
 71.29 GiB "instance can use"); the profiling run pushes max_num_batched_tokens through the model
-to find the activation peak; non-torch memory (CUDA context, NCCL) is subtracted too; the rest
+and its sampler to find the activation peak; non-torch memory (CUDA context, NCCL) is subtracted too; the rest
 holds KV blocks of 16 tokens.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from core.engines.base import GIB, MIB, EngineEstimate, Scenario
-from core.formats import weight_bytes
+from core.formats import BYTES_16, tensor_bytes, weight_bytes
 from core.kv import KV_ELEMENT_BYTES, kv_bytes_per_token
 
 BLOCK_TOKENS = 16
-# vLLM V1's default chunked-prefill token budget for online serving.
-MAX_NUM_BATCHED_TOKENS = 8192
-# Sequences the sampler is profiled with (max_num_seqs default).
-MAX_NUM_SEQS = 256
-# Non-torch memory after start-up on one GPU: vLLM 0.11 reports 0.13-0.14 GiB (m106, m107,
-# m111, m113; older builds more: m117 0.24, m002 1.79); with tensor parallelism NCCL buffers
-# add about 2 GiB (m118, m119).
-NON_TORCH_SINGLE = 140 * MIB
-NON_TORCH_TP = 2 * GIB
+# `vllm serve`'s scheduler defaults (EngineArgs.get_batch_defaults): cards with at least 70 GiB
+# that are not A100s get 8,192 batched tokens and 1,024 sequences, the others 2,048 and 256.
+BIG_GPU_BYTES = 70 * GIB
+
+
+@dataclass(frozen=True)
+class ProfileConstants:
+    """The profiling run's torch peak on one GPU =
+    base + max(sampler, dense forward) + MoE workspace.
+
+    sampler: max_num_seqs x vocab x ``sampler_bytes`` (one token's logits per sequence in bf16,
+    their fp32 copy and the sampler's fp32 working buffers); dense forward:
+    max_num_batched_tokens x the MLP intermediate on this GPU x ``ffn_bytes`` (gate/up outputs
+    and the activation, freed before the sampler runs); the MoE workspace (fused-MoE kernels keep
+    it allocated) is derived from the kernel's buffer shapes, not fitted. Fitted by
+    bench/calibrate_vllm.py on the vLLM 0.19 logs (f001-f059, m117-m119); docs/accuracy.md has
+    the ids and the leave-one-model-out errors.
+    """
+
+    sampler_bytes: float
+    ffn_bytes: float
+    base_bytes: int
+
+
+PROFILE = ProfileConstants(sampler_bytes=14.23, ffn_bytes=7.19, base_bytes=153 * MIB)
+# vLLM 0.11 and earlier V1 releases profiled the sampler with top-k and top-p set, which sorts
+# the fp32 logits (values plus int64 indices) next to several fp32 copies: about 2.7x the
+# working set of 0.19. version=0.11 (or lower) selects these; releases between 0.11 and 0.19
+# are not measured here and get the current constants. Fitted on m106, m107, m111 (m113, a
+# multimodal Mistral 3, peaks far lower and stays an outlier); those records are all sampler-
+# bound, so the dense-forward constant is the current one.
+PROFILE_UP_TO_0_11 = ProfileConstants(sampler_bytes=37.19, ffn_bytes=7.19, base_bytes=254 * MIB)
+LAST_SORTING_RELEASE = (0, 11)
+V1_DEFAULT_RELEASE = (0, 8)  # before 0.8 the V0 engine ran by default
+# Non-torch memory after start-up on one GPU: 0.24-0.25 GiB in vLLM 0.19 (m117 and the
+# llm-d 0.19 logs), 0.13-0.14 GiB in 0.11 (m106, m107, m111, m113); with tensor parallelism
+# NCCL buffers make it about 2.1 GiB (m118, m119).
+NON_TORCH_SINGLE = 250 * MIB
+NON_TORCH_SINGLE_UP_TO_0_11 = 140 * MIB
+NON_TORCH_TP = 2150 * MIB
 # SGLang's default static memory fraction is lower than vLLM's 0.9; TGI fills what is free
 # (its CUDA_MEMORY_FRACTION defaults to 1.0).
 ENGINE_UTIL = {"vllm": None, "sglang": 0.88, "tgi": 1.0}
 
 
-def profile_activation_bytes(sc: Scenario) -> int:
-    """The profiling run's peak: MLP intermediates for the token budget plus sampler logits.
+# vLLM's MXFP4 MoE kernels (gpt-oss) round each expert's intermediate size up to a multiple
+# of 256 before loading: gpt-oss's 2,880 becomes 3,072, so the expert weights grow 6.7% and the
+# loaded model is ~5% larger than the checkpoint (m106: 13.47 GiB, m107: 64.38 GiB).
+MXFP4_EXPERT_ALIGN = 256
+EXPERT_TENSORS = frozenset({"ffn_up_exps", "ffn_gate_exps", "ffn_down_exps"})
 
-    It does not shrink with tensor parallelism: Qwen2.5-7B peaks at 2.21 GiB on 1, 2 and 4 GPUs
-    (m117, m118, m119), so the sampler's unsharded logits and the gathered activations dominate.
-    """
+
+def mxfp4_padding_bytes(sc: Scenario) -> int:
+    """What vLLM's padding of MXFP4 experts adds to the checkpoint's weights, on one GPU."""
+    if sc.fmt.name != "mxfp4":
+        return 0
+    width = sc.spec.expert_width // sc.tp
+    if not width:
+        return 0
+    padded = -(-width // MXFP4_EXPERT_ALIGN) * MXFP4_EXPERT_ALIGN
+    experts = sum(tensor_bytes(t, sc.fmt, BYTES_16) for t in sc.spec.tensors
+                  if t.name in EXPERT_TENSORS) // sc.tp
+    return experts * (padded - width) // width
+
+
+def release(sc: Scenario) -> tuple[int, ...] | None:
+    """The vLLM release asked for with version=, as numbers; None: the current one."""
+    version = sc.request.version
+    return tuple(int(part) for part in version.split(".")) if version else None
+
+
+def sorting_sampler(sc: Scenario) -> bool:
+    """Whether the asked release profiles the sampler the 0.11 way (version=0.11 or older)."""
+    asked = release(sc)
+    return asked is not None and asked[:2] <= LAST_SORTING_RELEASE
+
+
+def batch_defaults(sc: Scenario) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) that `vllm serve` picks on this card."""
+    asked = release(sc)
+    if asked is not None and asked[:2] < V1_DEFAULT_RELEASE:
+        # The V0 engine: 256 sequences, and a prompt of max_model_len tokens in one batch.
+        return max(sc.request.ctx, 2048), 256
+    big = sc.gpu_memory_bytes >= BIG_GPU_BYTES and "a100" not in sc.gpu_name.lower()
+    return (8192, 1024) if big else (2048, 256)
+
+
+def dense_width(sc: Scenario) -> int:
+    """The dense MLP intermediate on one GPU (tensor parallelism splits it)."""
+    return sc.spec.intermediate // sc.tp
+
+
+def moe_workspace_bytes(sc: Scenario) -> int:
+    """The fused-MoE kernel's workspace for max_num_batched_tokens routed to top-k experts: the
+    gate/up output (2 x expert width, sharing its buffer with the down output of hidden width)
+    and the activated half, in bf16. MXFP4 (gpt-oss) runs other kernels: none."""
     spec = sc.spec
-    ffn = spec.intermediate
-    if spec.moe is not None:
-        ffn = max(ffn, spec.moe.top_k * (spec.expert_width or spec.intermediate))
-    act_bytes = 2
-    mlp = MAX_NUM_BATCHED_TOKENS * (3 * ffn + 4 * spec.hidden) * act_bytes
-    logits = MAX_NUM_SEQS * spec.vocab * 4 * 2
-    return int(mlp + logits)
+    if spec.moe is None or sc.fmt.name == "mxfp4":
+        return 0
+    width = (spec.expert_width or spec.intermediate) // sc.tp
+    tokens, _ = batch_defaults(sc)
+    return tokens * spec.moe.top_k * (max(2 * width, spec.hidden) + width) * 2
+
+
+def profile_activation_bytes(sc: Scenario, constants: ProfileConstants | None = None) -> int:
+    """The profiling run's torch peak on one GPU (what vLLM logs as the activation peak).
+
+    The sampler part does not shrink with tensor parallelism: Qwen2.5-7B peaks at 2.21 GiB on
+    1, 2 and 4 GPUs (m117, m118, m119), as every rank holds the whole vocabulary's logits.
+    """
+    if constants is None:
+        constants = PROFILE_UP_TO_0_11 if sorting_sampler(sc) else PROFILE
+    tokens, seqs = batch_defaults(sc)
+    sampler = seqs * sc.spec.vocab * constants.sampler_bytes
+    forward = tokens * dense_width(sc) * constants.ffn_bytes
+    return int(constants.base_bytes + max(sampler, forward) + moe_workspace_bytes(sc))
 
 
 def estimate(sc: Scenario) -> EngineEstimate:
@@ -50,10 +140,15 @@ def estimate(sc: Scenario) -> EngineEstimate:
     util = req.util if req.util != 0.9 else (ENGINE_UTIL.get(engine) or req.util)
     # vLLM multiplies by the total CUDA reports (torch.cuda.mem_get_info), not the marketed size.
     budget = int(util * sc.gpu_usable_bytes)
-    weights = weight_bytes(spec, sc.fmt) // sc.tp
+    weights = weight_bytes(spec, sc.fmt) // sc.tp + mxfp4_padding_bytes(sc)
     act = profile_activation_bytes(sc)
-    non_torch = NON_TORCH_SINGLE if sc.tp == 1 else NON_TORCH_TP
-    kv_type = "fp8" if req.kv in ("fp8", "q8", "q4") else "fp16"
+    tokens, seqs = batch_defaults(sc)
+    old = sorting_sampler(sc)
+    non_torch = NON_TORCH_TP if sc.tp > 1 else \
+        NON_TORCH_SINGLE_UP_TO_0_11 if old else NON_TORCH_SINGLE
+    # kv_cache_dtype=auto is the model's dtype: fp32 weights keep an fp32 cache (f021).
+    kv_type = "fp8" if req.kv in ("fp8", "q8", "q4") else \
+        "fp32" if sc.fmt.name == "fp32" else "fp16"
     per_token = kv_bytes_per_token(spec, kv_type, latent=True) / sc.tp
     pool = max(0, budget - weights - act - non_torch)
     blocks = int(pool // (per_token * BLOCK_TOKENS)) if per_token else 0
@@ -67,13 +162,18 @@ def estimate(sc: Scenario) -> EngineEstimate:
         "max_concurrency": round(capacity / req.ctx, 2) if req.ctx else None,
         "one_sequence_fits": capacity >= req.ctx,
         "kv_bytes_per_token": round(per_token, 1),
-        "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
+        "max_num_batched_tokens": tokens, "max_num_seqs": seqs,
         # The pool always fills the budget; what is left over is KV room beyond ctx x batch.
         "headroom_bytes": int((capacity - needed) * per_token),
     })
     est.assumptions.append(
         f"{engine} reserves {util:g} x GPU memory and fills what weights and the profiling run "
-        f"({MAX_NUM_BATCHED_TOKENS:,} batched tokens) leave with KV blocks")
+        f"({tokens:,} batched tokens, {seqs:,} sequences: vllm serve's defaults on this card) "
+        f"leave with KV blocks")
+    if engine == "vllm":
+        est.assumptions.append(
+            "profiling as vLLM 0.11 and older do (the sampler sorts fp32 logits)" if old else
+            "profiling as vLLM 0.19 does; say version=0.11 for older releases")
     if KV_ELEMENT_BYTES[kv_type] == 1.0:
         est.assumptions.append("KV cache in fp8 (kv_cache_dtype=fp8)")
     if capacity < needed:
