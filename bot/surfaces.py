@@ -15,4 +15,7 @@ from bot.settings import Settings
 def mount_surfaces(app: web.Application, settings: Settings) -> list[tuple[str, str]]:
     states = [("JSON API", "on (/api/v1/fits, /healthz, /readyz, /metrics)")]
     # Surface modules register here, one line each (Discord, Slack, GitHub).
+    from bot import github_surface
+
+    states.append(("GitHub", github_surface.mount(app, settings)))
     return states
