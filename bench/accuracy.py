@@ -259,9 +259,18 @@ def summary(comparisons: list[Comparison]) -> dict[str, Any]:
 # Records a constant in core/ was fitted on (each constant names them next to its value):
 # vLLM's budget and non-torch memory, TGI's fraction, the training loss peak. The rest of the
 # reference set never informed a constant, so its error is the held-out error.
-CALIBRATION_IDS = frozenset({"m002", "m106", "m107", "m111", "m113", "m117", "m118", "m119",
-                             "m197", "m139", "m140", "m142", "m144", "m214", "m215", "m217",
-                             "m218", "m219", "m220", "m221"})
+# Records some constant was fitted on (the constants name them): the vLLM profiling constants
+# (bench/calibrate_vllm.py: every vLLM 0.19 record with an activation peak, and m106/m107/m111
+# for version=0.11), vLLM's non-torch memory (m113, m118, m119), TGI's token budget (m197), the
+# training allocator and loss constants (m139-m144, m214-m221). Every other record is held out.
+VLLM_019_FIT = frozenset({
+    "f001", "f002", "f003", "f004", "f005", "f006", "f007", "f008", "f009", "f010", "f011",
+    "f012", "f015", "f018", "f019", "f020", "f022", "f023", "f024", "f027", "f028", "f029",
+    "f030", "f031", "f032", "f033", "f035", "f040", "f041", "f042", "f043", "f045", "f046",
+    "f047", "f048", "f049", "f052", "f053", "f054", "f055", "f058", "f059"})
+CALIBRATION_IDS = VLLM_019_FIT | frozenset({
+    "m106", "m107", "m111", "m113", "m117", "m118", "m119", "m197", "m139", "m140", "m142",
+    "m144", "m214", "m215", "m217", "m218", "m219", "m220", "m221"})
 
 
 def held_out(comparisons: list[Comparison]) -> list[Comparison]:
