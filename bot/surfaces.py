@@ -15,6 +15,9 @@ from bot.settings import Settings
 def mount_surfaces(app: web.Application, settings: Settings) -> list[tuple[str, str]]:
     states = [("JSON API", "on (/api/v1/fits, /healthz, /readyz, /metrics)")]
     # Surface modules register here, one line each (Discord, Slack, GitHub).
+    from bot import discord_surface
+
+    states.append(("Discord", discord_surface.mount(app, settings)))
     from bot import github_surface
 
     states.append(("GitHub", github_surface.mount(app, settings)))
