@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import re
 
-from adapters.text import breakdown_rows, limits_line, speed_line, verdict_sentence
+from adapters.text import (
+    breakdown_rows,
+    limits_line,
+    placement_lines,
+    speed_line,
+    verdict_sentence,
+)
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.errors import ModelNotFound, UserError
 from core.report import Report
@@ -78,7 +84,10 @@ def _detail_items(report: Report) -> list[str]:
     if int(str(details.get("cpu_ram_bytes", 0))) > 0:
         items.append("**CPU RAM for the offload:** "
                      f"{format_bytes(int(str(details['cpu_ram_bytes'])))} in all")
-    if "partial_offload" in details:
+    placement = placement_lines(report)
+    if placement:  # llama.cpp/Ollama: what sits in VRAM and what in RAM
+        items += [escape(line.strip()) for line in placement]
+    elif "partial_offload" in details:
         items.append(f"**Partial offload:** {escape(str(details['partial_offload']))}; system RAM "
                      f"needed: {format_bytes(int(str(details['system_ram_bytes'])))}")
     return items

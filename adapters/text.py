@@ -22,7 +22,23 @@ def verdict_sentence(report: Report) -> str:
     per = " per GPU" if gpu.count > 1 else ""
     if report.fits:
         return f"{head}: needs {need} of {have}{per}."
-    return f"{head}: needs {need}{per}, but only {have} is usable."
+    return f"{head}: needs {need}{per}, but only {have} is usable.{split_clause(report)}"
+
+
+def split_clause(report: Report) -> str:
+    """llama.cpp/Ollama: the GPU/CPU split that still runs when the model is too big for VRAM."""
+    details = report.engine_details
+    placement = details.get("placement")
+    if (not isinstance(placement, dict) or placement.get("cpu_only")
+            or not details.get("ram_fits", True)):
+        return ""
+    ngl, n_layers = placement.get("layers_on_gpu"), details.get("n_layers")
+    if not isinstance(ngl, int) or not isinstance(n_layers, int) or not 0 < ngl < n_layers:
+        return ""
+    ram = format_bytes(int(placement["ram_bytes"]["total"]))
+    speed = report.speed.decode_tokens_per_s
+    pace = f" at about {speed:.3g} tokens/s" if speed else ""
+    return f" It runs split: {ngl} of {n_layers} layers on the GPU, {ram} in RAM{pace}."
 
 
 def bar(part: int, whole: int, width: int = BAR_WIDTH) -> str:
@@ -64,6 +80,47 @@ def speed_line(report: Report) -> str | None:
     return line
 
 
+_PARTS = (("weights", "weights"), ("token_embd", "token embedding"), ("kv_cache", "KV cache"),
+          ("compute_buffer", "compute buffer"), ("overhead", "CUDA context"))
+
+
+def _parts(side: dict[str, object]) -> str:
+    return ", ".join(f"{label} {format_bytes(int(str(side[key])))}" for key, label in _PARTS
+                     if int(str(side.get(key, 0))))
+
+
+def placement_lines(report: Report) -> list[str]:
+    """llama.cpp/Ollama: what sits in VRAM and what in RAM, and whether RAM suffices."""
+    details = report.engine_details
+    placement = details.get("placement")
+    if not isinstance(placement, dict):
+        return []
+    vram, ram = placement["vram_bytes"], placement["ram_bytes"]
+    n_layers, ngl = details.get("n_layers"), placement["layers_on_gpu"]
+    if placement["cpu_only"]:
+        head = "Placement: everything in system RAM (CPU only)"
+    elif ngl == n_layers:
+        head = f"Placement: all {n_layers} layers and the output layer on the GPU"
+    else:
+        chosen = "as asked" if report.request.get("ngl") is not None else "as llama.cpp would fit it"
+        head = (f"Placement ({chosen}): {ngl} of {n_layers} layers on the GPU (-ngl {ngl}), "
+                "the rest in RAM")
+    lines = [head]
+    if int(vram["total"]):
+        lines.append(f"  VRAM {format_bytes(int(vram['total'])):>10}  {_parts(vram)}")
+    lines.append(f"  RAM  {format_bytes(int(ram['total'])):>10}  {_parts(ram)}")
+    if "ram_needed_bytes" in details:
+        need = format_bytes(int(str(details["ram_needed_bytes"])))
+        have = format_bytes(int(str(details["ram_available_bytes"])))
+        total = format_bytes(int(str(details["ram_total_bytes"])))
+        reserve = format_bytes(int(str(details["ram_reserve_bytes"])))
+        verdict = "enough" if details.get("ram_fits") else "NOT enough"
+        pool = " (unified memory: GPU and CPU share it)" if details.get("unified_memory") else ""
+        lines.append(f"RAM: needs {need} of {have} usable ({total} less {reserve} for the OS)"
+                     f"{pool}: {verdict}")
+    return lines
+
+
 def render_text(report: Report) -> str:
     usable = report.gpu.usable_bytes
     lines = [verdict_sentence(report), ""]
@@ -81,9 +138,7 @@ def render_text(report: Report) -> str:
     if int(str(details.get("cpu_ram_bytes", 0))) > 0:
         lines.append(f"CPU RAM for the offload: "
                      f"{format_bytes(int(str(details['cpu_ram_bytes'])))} in all")
-    if "partial_offload" in details:
-        lines.append(f"Partial offload: {details['partial_offload']}; system RAM needed: "
-                     f"{format_bytes(int(str(details['system_ram_bytes'])))}")
+    lines += placement_lines(report)
     if report.suggestions:
         lines += ["", "To make it fit:"]
         lines += [f"  {s.change:<24} {format_bytes(s.total_bytes):>10}  ({s.why})"

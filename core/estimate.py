@@ -6,16 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from core.cpus import Host, cpu_only_selection, host_for, ram_details, ram_needed
 from core.engines import exllamav2, llamacpp, training, transformers, vllm
 from core.engines.base import EngineEstimate, Scenario
-from core.formats import WeightFormat, active_weight_bytes, weight_bytes
-from core.gpus import GpuSelection
+from core.errors import UserError
+from core.formats import WeightFormat, active_weight_bytes, is_gguf, weight_bytes
+from core.gpus import GpuSelection, is_no_gpu
 from core.kv import KV_ELEMENT_BYTES, kv_bytes
 from core.quant import QUALITY_ORDER, choose, choose_training, engine_family, format_from_name
 from core.report import Breakdown, GpuInfo, ModelInfo, Report, Speed, Suggestion
 from core.request import EstimateRequest
 from core.resolve import ResolvedModel
-from core.speed import estimate_speed, training_speed
+from core.speed import SpeedEstimate, estimate_speed, llamacpp_report_speed, training_speed
+from core.vocabulary import GENERIC_QUANTS, LLAMA_CPP_ENGINES
 
 ENGINES: dict[str, Callable[[Scenario], EngineEstimate]] = {
     "hf": transformers.estimate, "vllm": vllm.estimate, "sglang": vllm.estimate,
@@ -37,6 +40,7 @@ class Setup:
     gpu: GpuSelection
     engine: str
     fmt: WeightFormat
+    host: Host | None = None  # the CPU side (RAM, its bandwidth) for llama.cpp and Ollama
 
     def scenario(self, **changes: object) -> Scenario:
         req = self.request.model_copy(update=changes) if changes else self.request
@@ -51,7 +55,17 @@ class Setup:
     def fits(self, est: EngineEstimate) -> bool:
         if est.fits_override is not None:
             return est.fits_override
-        return est.total <= self.gpu.usable_bytes
+        return est.total <= self.gpu.usable_bytes and self.ram_fits(est)
+
+    def ram_fits(self, est: EngineEstimate) -> bool:
+        """llama.cpp's RAM side (everything, on unified memory) must fit in RAM less the reserve."""
+        placement = est.details.get("placement")
+        if self.host is None or not isinstance(placement, dict):
+            return True
+        needed = ram_needed(int(str(est.details["system_ram_bytes"])),
+                            int(placement["vram_bytes"]["total"]), self.host,
+                            bool(placement["cpu_only"]))
+        return needed <= self.host.usable_ram_bytes
 
 
 def _largest(ok: Callable[[int], bool], low: int, high: int) -> int | None:
@@ -82,7 +96,7 @@ def best_quant(setup: Setup) -> str | None:
         fmt = format_from_name(name)
         if fmt.name == "bf16" and setup.model.spec.dtype == "fp16":
             fmt = WeightFormat("fp16")
-        trial = Setup(setup.request, setup.model, setup.gpu, setup.engine, fmt)
+        trial = replace(setup, fmt=fmt)
         if trial.fits(trial.run()):
             return name.replace("exl2:", "exl2=")
     return None
@@ -115,15 +129,18 @@ def _suggestions(setup: Setup, base: EngineEstimate, ctx_max: int | None,
 
     def add(change: str, trial: Setup, why: str, **changes: object) -> None:
         est = trial.run(**changes)
-        out.append(Suggestion(change=change, total_bytes=est.total, fits=trial.fits(est), why=why))
+        fits = trial.fits(est)
+        if fits and trial.engine in LLAMA_CPP_ENGINES and req.mode == "infer":
+            why += _speed_words(llamacpp_speed(replace(trial, request=trial.scenario(
+                **changes).request), est))
+        out.append(Suggestion(change=change, total_bytes=est.total, fits=fits, why=why))
 
     if req.mode == "train":
         _training_suggestions(setup, add)
 
     if quant and quant.replace("exl2=", "exl2:") not in (setup.fmt.name, f"exl2:{setup.fmt.bits}"):
         fmt = format_from_name(quant.replace("exl2=", "exl2:"))
-        add(quant, Setup(req, setup.model, setup.gpu, setup.engine, fmt),
-            "the best-quality quantization that fits")
+        add(quant, replace(setup, fmt=fmt), "the best-quality quantization that fits")
     if ctx_max and ctx_max < req.ctx:
         add(f"ctx={ctx_max}", setup, "the longest context that fits", ctx=ctx_max, prompt=None)
     if batch_max and batch_max < req.batch:
@@ -133,16 +150,15 @@ def _suggestions(setup: Setup, base: EngineEstimate, ctx_max: int | None,
     if kv and req.kv in ("fp16", "bf16"):
         add(f"kv={kv}", setup, "a quantized KV cache", kv=kv)
     ngl = base.details.get("n_gpu_layers")
-    if isinstance(ngl, int) and 0 < ngl < setup.model.spec.n_layers:
+    if isinstance(ngl, int) and 0 < ngl < setup.model.spec.n_layers and req.ngl is None:
         ram = int(str(base.details["system_ram_bytes"]))
-        out.append(Suggestion(
-            change=f"-ngl {ngl}", total_bytes=setup.gpu.usable_bytes, fits=True,
-            why=f"offload {ngl} of {setup.model.spec.n_layers} layers, "
-                f"{ram / (1 << 30):.1f} GiB in system RAM (slower)"))
+        add(f"ngl={ngl}", setup, f"llama.cpp -ngl {ngl}: {ngl} of {setup.model.spec.n_layers} "
+            f"layers on the GPU, {ram / (1 << 30):.1f} GiB in system RAM", ngl=ngl)
     gpu = setup.gpu
     name = f"{gpu.memory_bytes >> 30}GB" if gpu.generic else gpu.gpu.name
-    for count in range(setup.gpu.count + 1, MAX_GPUS + 1):
-        more = Setup(req, setup.model, replace(setup.gpu, count=count), setup.engine, setup.fmt)
+    most = MAX_GPUS if gpu.gpu.vendor != "cpu" else 0  # gpu=none: no GPUs to add
+    for count in range(setup.gpu.count + 1, most + 1):
+        more = replace(setup, gpu=replace(setup.gpu, count=count))
         changes: dict[str, object] = {"tp": count}
         if req.mode == "train" and req.train == "full":
             changes = {"zero": 3}  # full fine-tuning on several GPUs: shard with FSDP
@@ -157,12 +173,25 @@ def _suggestions(setup: Setup, base: EngineEstimate, ctx_max: int | None,
 def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelection,
                  notes: tuple[str, ...] = ()) -> Report:
     spec = model.spec
+    host: Host | None = None
+    if request.mode == "infer":
+        host = host_for(request, gpu)
+        if is_no_gpu(request.gpu):
+            request, notes = _cpu_only_request(request, notes)
+            gpu = cpu_only_selection(host)
     if request.mode == "train":
         engine, fmt, quant_notes = choose_training(request)
     else:
         engine, fmt, quant_notes = choose(request, spec, model.quantization)
     request = request.model_copy(update={"engine": engine})
-    setup = Setup(request, model, gpu, engine, fmt)
+    llama = engine in LLAMA_CPP_ENGINES and request.mode == "infer"
+    if not llama:
+        host = None
+        ignored = [k for k in ("cpu", "ram", "membw") if getattr(request, k) is not None]
+        if ignored and request.mode == "infer":
+            notes = (*notes, f"{', '.join(k + '=' for k in ignored)} describe the CPU side, which "
+                     f"only llama.cpp and Ollama use; {engine} keeps everything on the GPU")
+    setup = Setup(request, model, gpu, engine, fmt, host)
     est = setup.run()
     fits = setup.fits(est)
     usable = gpu.usable_bytes
@@ -182,6 +211,10 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         batch=request.batch, bandwidth_gbs=gpu.gpu.bandwidth_gbs, tflops=gpu.gpu.tflops_fp16,
         gpu_count=gpu.count)
 
+    host_details: dict[str, object] = {}
+    if llama and host is not None:
+        speed = llamacpp_speed(setup, est)
+        host_details = {**ram_details(est.details, host), "speed_assumptions": list(speed.notes)}
     speed_notes = list(speed.notes)
     speed_model = Speed(decode_tokens_per_s=speed.decode_tokens_per_s,
                         prefill_seconds=speed.prefill_seconds, bound=speed.bound)
@@ -193,8 +226,9 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         speed_model = Speed(decode_tokens_per_s=None, prefill_seconds=None, bound="compute",
                             step_seconds=step, train_tokens_per_s=rate)
         speed_notes = [note]
+    host_notes = [host.ram_note] if host is not None and not is_no_gpu(request.gpu) else []
     assumptions = [*notes, *model.notes, *quant_notes, *est.assumptions, gpu.usable_note,
-                   *speed_notes]
+                   *host_notes, *speed_notes]
     return Report(
         request=request.model_dump(),
         model=ModelInfo(id=model.id, source=model.source, params=spec.params,
@@ -215,7 +249,42 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         best_quant=quant,
         suggestions=suggestions,
         speed=speed_model,
-        engine_details={"weights_total_bytes": weight_bytes(spec, fmt), **est.details},
+        engine_details={"weights_total_bytes": weight_bytes(spec, fmt), **est.details,
+                        **host_details},
         assumptions=[a for a in assumptions if a],
         warnings=est.warnings,
     )
+
+
+# --- llama.cpp and Ollama on the CPU side -----------------------------------------------------------
+
+
+def _cpu_only_request(request: EstimateRequest,
+                      notes: tuple[str, ...]) -> tuple[EstimateRequest, tuple[str, ...]]:
+    """gpu=none: llama.cpp (or Ollama) with a GGUF, everything in system RAM."""
+    quant = request.quant
+    if quant is not None and not is_gguf(quant) and quant not in GENERIC_QUANTS:
+        raise UserError(f"CPU-only answers are for llama.cpp and Ollama, which load GGUF files, "
+                        f"not {quant}.", "Use a GGUF type such as Q4_K_M, Q8_0 or F16.")
+    if request.engine is None:
+        request = request.model_copy(update={"engine": "llama.cpp"})
+        notes = (*notes, "gpu=none: answered for llama.cpp on the CPU")
+    return request, notes
+
+
+def llamacpp_speed(setup: Setup, est: EngineEstimate) -> SpeedEstimate:
+    """Tokens/s of a llama.cpp/Ollama placement: VRAM and RAM read per token, each at its
+    bandwidth; prompt processing on the GPU (or the CPU without one)."""
+    assert setup.host is not None
+    req = setup.request
+    placement = est.details["placement"]
+    assert isinstance(placement, dict)
+    return llamacpp_report_speed(placement, setup.gpu.gpu, setup.host,
+                                 active_params=setup.model.spec.active_params,
+                                 prompt_tokens=req.prompt or req.ctx, batch=req.batch,
+                                 gpu_count=setup.gpu.count)
+
+
+def _speed_words(speed: SpeedEstimate) -> str:
+    return (f"; about {speed.decode_tokens_per_s:g} tokens/s"
+            if speed.decode_tokens_per_s is not None else "")

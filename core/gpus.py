@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.vocabulary import NO_GPU_WORDS
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -346,6 +347,9 @@ def resolve_gpu(text: str) -> GpuSelection:
     a100-80g, m2-max-64gb, mi300x), optionally with a count (2x3090, 4xA100-80G, h100x8)."""
     raw = re.sub(r"^\s*gpus?\s*[=:]\s*", "", str(text).strip(), flags=re.IGNORECASE).strip()
     t = raw.lower()
+    if is_no_gpu(t):
+        return GpuSelection(NO_GPU, 1, NO_GPU.memory_bytes, NO_GPU.usable_bytes,
+                            NO_GPU.usable_note, False)
     if not t:
         raise UserError(
             "No GPU was given.", "Name one, e.g. gpu=4090, or give its memory, e.g. gpu=24GB."
@@ -369,6 +373,26 @@ def resolve_gpu(text: str) -> GpuSelection:
             "For example gpu=2x3090.",
         )
     return GpuSelection(gpu, count, gpu.memory_bytes, gpu.usable_bytes, gpu.usable_note, generic)
+
+
+# ---------------------------------------------------------------- no GPU: gpu=none
+
+# No GPU: the device is system RAM. The estimate replaces this with the host's RAM (core.cpus,
+# from ram=); until then it stands for the default host: 32 GB with 4 GB left for the OS.
+NO_GPU_RAM_BYTES = 32 * GIB
+NO_GPU = Gpu(
+    name="no GPU (CPU only)", vendor="cpu", memory_bytes=NO_GPU_RAM_BYTES,
+    usable_bytes=NO_GPU_RAM_BYTES - 4 * GIB,
+    usable_note="No GPU: everything runs on the CPU from system RAM (32 GB assumed until ram= "
+    "says otherwise, 4 GB of it left for the OS).", bandwidth_gbs=None, tflops_fp16=None,
+    tflops_source=None, unified_memory=False, compute_capability=None, arch=None,
+    source="gpu=none", notes="",
+)
+
+
+def is_no_gpu(text: str) -> bool:
+    """gpu=none (or cpu, cpu-only, no-gpu): a CPU-only machine."""
+    return text.strip().lower() in NO_GPU_WORDS
 
 
 # ---------------------------------------------------------------- search: `gpus <query>`

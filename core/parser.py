@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from core.errors import UserError
 from core.units import parse_tokens, quoted
-from core.vocabulary import GENERIC_QUANTS, GGUF_PRESETS, PLAIN_QUANTS
+from core.vocabulary import (
+    GENERIC_QUANTS,
+    GGUF_PRESETS,
+    LLAMA_CPP_ENGINES,
+    NO_GPU_WORDS,
+    PLAIN_QUANTS,
+)
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -81,6 +87,10 @@ KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "zero": ("zero_stage", "fsdp"),
     "offload": ("cpu_offload",),
     "loss": ("ce", "cross_entropy"),
+    "cpu": ("processor",),
+    "ram": ("system_ram", "sysram", "system_memory", "sysmem"),
+    "membw": ("mem_bw", "memory_bandwidth", "ram_bandwidth", "ram_bw"),
+    "ngl": ("n_gpu_layers", "gpu_layers", "num_gpu"),
 }
 _KEYS = {alias: key for key, aliases in KEY_ALIASES.items() for alias in (key, *aliases)}
 _ALL_KEYS = frozenset(_KEYS)
@@ -136,6 +146,12 @@ _BITS_VALUE = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(?:bpw|bits?|b)?", re.ASCII |
 _UTIL = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(%?)", re.ASCII)
 _VERSION = re.compile(r"\d{1,3}(?:\.\d{1,4}){0,2}", re.ASCII)
 _GPU = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+\-/(),:@]{0,63}", re.ASCII)
+_CPU = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+\-/()]{0,99}", re.ASCII)
+# ram=64GB, 64 GiB, 64G, 64 (GB), 1.5TB, with an optional memory speed: 64GB@6000, @DDR5-6000.
+_RAM = re.compile(r"(\d+(?:\.\d+)?)\s*(gb|gib|g|tb|tib|t)?\s*"
+                  r"(?:@\s*(?:(?:lp)?ddr\d?x?[-_ ]?)?(\d{3,5})\s*(?:mt/?s|mhz)?)?",
+                  re.ASCII | re.IGNORECASE)
+_MEMBW = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*(?:gb/?s|gbps|gb)?", re.ASCII | re.IGNORECASE)
 
 
 def parse_command(text: str) -> Command:
@@ -243,6 +259,10 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
             quants.append((f"quant={value}", parse_quant(value)))
         elif key == "exl2":
             quants.append((f"exl2={value}", ("exl2", _bits_value(value), None)))
+        elif key == "ram":
+            fields["ram"], speed = _ram(value)
+            if speed is not None:
+                fields["ram_speed"] = speed
         elif key != "bits":
             fields[key] = _VALUE_PARSERS[key](value)
     if len(quants) > 1:
@@ -267,6 +287,7 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
         if stray:
             raise UserError(f"The option {stray[0]}= applies to training only.",
                             "Add mode=train (or train=full|lora|qlora).")
+    _check_cpu_side(fields)
     if "gpu" not in fields:
         fields["gpu_given"] = False
         default = EstimateRequest.model_fields["gpu"].default
@@ -276,6 +297,69 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
     except ValidationError as exc:
         raise _explain(exc) from None
     return EstimateCommand(request, tuple(notes))
+
+
+def _check_cpu_side(fields: dict[str, Any]) -> None:
+    """The CPU-side keys describe llama.cpp/Ollama inference; say so rather than ignore them."""
+    cpu_side = [k for k in ("ngl", "cpu", "ram", "membw") if k in fields]
+    no_gpu = str(fields.get("gpu", "")).strip().lower() in NO_GPU_WORDS
+    if fields.get("mode") == "train" and (cpu_side or no_gpu):
+        what = f"The option {cpu_side[0]}=" if cpu_side else "gpu=none"
+        raise UserError(f"{what} applies to inference with llama.cpp or Ollama, not to training.",
+                        "Drop it, or ask about inference.")
+    engine = fields.get("engine")
+    if engine is None or engine in LLAMA_CPP_ENGINES:
+        return
+    if "ngl" in fields:
+        raise UserError(f"The option ngl= (layers on the GPU) applies to llama.cpp and Ollama, "
+                        f"not {engine}.", "Use engine=llama.cpp or engine=ollama, or drop ngl=.")
+    if no_gpu:
+        raise UserError(f"gpu=none (CPU only) is answered for llama.cpp and Ollama, not {engine}.",
+                        "Use engine=llama.cpp with a GGUF type such as Q4_K_M.")
+
+
+def _ram(value: str) -> tuple[int, int | None]:
+    """ram=64GB or 64GB@6000 -> (bytes, MT/s or None). RAM is sold in binary sizes: 64 GB is
+    64 GiB, as GPU memory is."""
+    match = _RAM.fullmatch(value.strip())
+    hint = "For example ram=64GB, or ram=64GB@6000 to give the memory speed in MT/s."
+    if match is None:
+        raise UserError(f"Could not read {quoted(value)} as a RAM size.", hint)
+    size = float(match[1]) * (1024 if (match[2] or "g").lower().startswith("t") else 1)
+    if not 1 <= size <= 16384:
+        raise UserError(f"RAM must be between 1 GB and 16 TB, not {quoted(value)}.", hint)
+    speed = int(match[3]) if match[3] else None
+    if speed is not None and not 400 <= speed <= 20_000:
+        raise UserError(f"A memory speed of {speed} MT/s is out of range.",
+                        "Memory runs at 400 to 20,000 MT/s, e.g. ram=64GB@6000 for DDR5-6000.")
+    return int(size * (1 << 30)), speed
+
+
+def _membw(value: str) -> float:
+    match = _MEMBW.fullmatch(value.strip())
+    hint = "Give the RAM bandwidth in GB/s, e.g. membw=90 (dual-channel DDR5-5600)."
+    if match is None:
+        raise UserError(f"Could not read {quoted(value)} as a memory bandwidth.", hint)
+    number = float(match[1])
+    if not 1 <= number <= 20_000:
+        raise UserError(f"A memory bandwidth of {quoted(value)} GB/s is out of range.", hint)
+    return number
+
+
+def _cpu(value: str) -> str:
+    if _CPU.fullmatch(value) is None:
+        raise UserError(f"{quoted(value)} does not look like a CPU name.",
+                        "For example cpu=7950x, cpu=i9-13900k, cpu=m2-max or cpu=epyc-9654.")
+    return value
+
+
+def _ngl(value: str) -> int:
+    if value.lower() in ("all", "max"):
+        return 1000  # every layer and the output, as -ngl 999 does
+    if not value.isascii() or not value.isdigit() or int(value) > 1000:
+        raise UserError(f"ngl= takes the number of layers on the GPU, not {quoted(value)}.",
+                        "For example ngl=20, ngl=0 (CPU only) or ngl=all.")
+    return int(value)
 
 
 def _option_key(typed: str) -> str:
@@ -371,6 +455,9 @@ _VALUE_PARSERS: dict[str, Callable[[str], object]] = {
     "prompt": _tokens("prompt length (prompt=)"),
     "gen": _tokens("generation length (gen=)"),
     "gpu": _gpu,
+    "cpu": _cpu,
+    "membw": _membw,
+    "ngl": _ngl,
     "engine": _choice("engine", ENGINES),
     "kv": _choice("kv", KV_TYPES),
     "attn": _choice("attn", ATTENTION),

@@ -62,3 +62,14 @@ class EstimateRequest(BaseModel):
     # cross-entropy kernel never holds the logits (Liger, Cut Cross-Entropy, Unsloth).
     loss: Literal["full", "chunked", "fused"] = "full"
     gpu_given: bool = Field(default=True, description="False when gpu= was not typed")
+    # The CPU side (llama.cpp and Ollama): what runs from system RAM, and how fast.
+    cpu: str | None = Field(default=None, max_length=100,
+                            description="CPU as typed: 7950x, i9-13900k, m2-max; None: assumed")
+    ram: int | None = Field(default=None, ge=1 << 30, le=1 << 44,
+                            description="system RAM in bytes; None: 32 GB assumed")
+    ram_speed: int | None = Field(default=None, ge=400, le=20_000,
+                                  description="memory speed in MT/s (ram=64GB@6000)")
+    membw: float | None = Field(default=None, gt=0, le=20_000,
+                                description="RAM bandwidth in GB/s; overrides cpu= and ram speed")
+    ngl: int | None = Field(default=None, ge=0, le=1000,
+                            description="layers on the GPU (llama.cpp -ngl); None: as many as fit")

@@ -13,3 +13,7 @@ GGUF_PRESETS = (
 )
 # Generic levels; what they mean depends on the engine (the answer says what it assumed).
 GENERIC_QUANTS = ("q8", "q6", "q5", "q4", "q3", "q2", "int4")
+# gpu=none and its spellings: a machine without a GPU (llama.cpp/Ollama on the CPU).
+NO_GPU_WORDS = frozenset({"none", "cpu", "cpu-only", "cpu only", "cpu_only", "no-gpu", "nogpu"})
+# The engines that run layers from system RAM (partial offload, CPU only).
+LLAMA_CPP_ENGINES = ("llama.cpp", "ollama")

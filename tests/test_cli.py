@@ -77,3 +77,53 @@ def test_uploaded_config_file(tmp_path) -> None:
     report = json.loads(out.stdout)
     assert report["model"]["source"] == "config"
     assert report["model"]["params"] == 1_235_814_400  # Llama-3.2-1B's exact count
+
+
+CPU_ONLY = "meta-llama/Meta-Llama-3-8B Q4_K_M engine=llama.cpp gpu=none cpu=7950x ram=64GB"
+HYBRID = "Qwen/Qwen3-30B-A3B Q4_K_M engine=llama.cpp gpu=rtx-3060 ram=32GB ctx=8192"
+
+
+@pytest.mark.parametrize("command", [CPU_ONLY, HYBRID])
+def test_cpu_and_hybrid_answers_show_placement_ram_and_speed(command: str) -> None:
+    from adapters.text import placement_lines
+    from core.units import format_bytes
+    from tests.conftest import run_command
+
+    out = fits(command)
+    assert out.returncode == 0, out.stderr
+    report = run_command(command)
+    text = out.stdout
+    for line in placement_lines(report):  # the same placement the Report holds
+        assert line in text
+    details = report.engine_details
+    need = format_bytes(int(str(details["ram_needed_bytes"])))
+    have = format_bytes(int(str(details["ram_available_bytes"])))
+    assert f"RAM: needs {need} of {have} usable" in text
+    assert f"about {report.speed.decode_tokens_per_s:g} tokens/s decoding" in text
+    assert "RAM read at" in text and "left for the OS" in text
+    as_json = json.loads(fits("--json", command).stdout)
+    assert as_json["engine_details"]["placement"] == details["placement"]
+    assert as_json["speed"]["decode_tokens_per_s"] == report.speed.decode_tokens_per_s
+
+
+def test_cpu_only_answer_is_about_ram() -> None:
+    out = fits(CPU_ONLY)
+    first = out.stdout.splitlines()[0]
+    assert first.startswith("YES: meta-llama/Meta-Llama-3-8B (Q4_K_M) on AMD Ryzen 9 7950X "
+                            "(CPU only, 64 GB RAM) with llama.cpp")
+    assert "Placement: everything in system RAM (CPU only)" in out.stdout
+    assert "VRAM" not in out.stdout
+
+
+def test_hybrid_answer_shows_both_sides() -> None:
+    out = fits(HYBRID)
+    assert "layers on the GPU (-ngl" in out.stdout
+    assert "  VRAM " in out.stdout and "  RAM " in out.stdout and "token embedding" in out.stdout
+    assert "ngl=" in out.stdout  # the offload suggestion, with its speed
+
+
+def test_bad_cpu_keys_are_one_sentence() -> None:
+    out = fits("llama3-8b q4 cpu=7950xx gpu=none")
+    assert out.returncode == 2 and out.stderr.startswith('error: Unknown CPU "7950xx".')
+    out = fits("llama3-8b q4 ram=lots")
+    assert out.returncode == 2 and "RAM size" in out.stderr

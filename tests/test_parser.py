@@ -503,3 +503,98 @@ def test_a_bad_engine_version_is_a_user_error() -> None:
 
     with pytest.raises(UserError, match="engine release"):
         parse_command("llama-2-7b engine=vllm version=latest")
+
+
+# --- the CPU side: gpu=none, cpu=, ram=, membw=, ngl= -------------------------------------------
+
+GIB = 1 << 30
+
+
+@pytest.mark.parametrize(("text", "fields"), [
+    ("llama3-8b q4 gpu=none cpu=7950x ram=64GB",
+     {"gpu": "none", "cpu": "7950x", "ram": 64 * GIB, "ram_speed": None}),
+    ("llama3-8b q4 ram=64GB@6000", {"ram": 64 * GIB, "ram_speed": 6000}),
+    ('llama3-8b q4 ram="32 GiB @ DDR5-5600"', {"ram": 32 * GIB, "ram_speed": 5600}),
+    ("llama3-8b q4 ram:1.5TB", {"ram": int(1.5 * 1024 * GIB)}),
+    ("llama3-8b q4 system_ram=16g", {"ram": 16 * GIB}),
+    ("llama3-8b q4 membw=89.6", {"membw": 89.6}),
+    ("llama3-8b q4 memory_bandwidth=460GB/s", {"membw": 460.0}),
+    ("llama3-8b q4 ngl=20 engine=ollama", {"ngl": 20, "engine": "ollama"}),
+    ("llama3-8b q4 n_gpu_layers=all", {"ngl": 1000}),
+    ('llama3-8b q4 cpu="Ryzen 9 7950X" gpu=cpu', {"cpu": "Ryzen 9 7950X", "gpu": "cpu"}),
+    ("llama3-8b q4", {"cpu": None, "ram": None, "ram_speed": None, "membw": None, "ngl": None}),
+])
+def test_cpu_side_keys(text: str, fields: dict[str, Any]) -> None:
+    request = estimate(text).request
+    for name, value in fields.items():
+        assert getattr(request, name) == value, name
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("llama3-8b q4 ram=lots", "as a RAM size"),
+    ("llama3-8b q4 ram=0.5GB", "between 1 GB and 16 TB"),
+    ("llama3-8b q4 ram=64GB@90000", "out of range"),
+    ("llama3-8b q4 membw=fast", "memory bandwidth"),
+    ("llama3-8b q4 membw=0", "out of range"),
+    ("llama3-8b q4 ngl=-1", "number of layers"),
+    ("llama3-8b q4 ngl=twenty", "number of layers"),
+    ("llama3-8b awq engine=vllm ngl=20", "applies to llama.cpp and Ollama"),
+    ("llama3-8b awq engine=vllm gpu=none", "answered for llama.cpp and Ollama"),
+    ("llama3-8b train=lora ram=64GB", "not to training"),
+    ("llama3-8b train=lora gpu=none", "not to training"),
+    ("llama3-8b q4 cpu=ryzen<script>", "does not look like a CPU"),
+])
+def test_cpu_side_errors(text: str, message: str) -> None:
+    with pytest.raises(UserError) as err:
+        parse_command(text)
+    check_message(err.value)
+    assert message in err.value.message and err.value.hint
+
+
+CPU_VALUES: dict[str, st.SearchStrategy[tuple[str, Any]]] = {
+    "cpu": st.sampled_from(["7950x", "i9-13900k", "m2-max", "epyc-9654", "Ryzen 9 7950X"]).map(
+        lambda c: (f'"{c}"' if " " in c else c, c)),
+    "ram": st.tuples(st.integers(1, 2048), st.sampled_from(["GB", "G", "GiB", " GB"]),
+                     st.one_of(st.none(), st.integers(400, 20_000))).map(
+        lambda t: (f'"{t[0]}{t[1]}' + (f"@{t[2]}" if t[2] else "") + '"', (t[0] * GIB, t[2]))),
+    "membw": st.integers(1, 20_000).map(lambda n: (f"{n}GB/s", float(n))),
+    "ngl": st.integers(0, 1000).map(lambda n: (str(n), n)),
+    "gpu": st.sampled_from(["none", "cpu", "rtx-3060", "24GB"]).map(lambda g: (g, g)),
+}
+
+
+@st.composite
+def cpu_side_commands(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    words = ["llama3-8b", draw(st.sampled_from(["q4", "Q4_K_M", "q8_0"])),
+             draw(st.sampled_from(["engine=llama.cpp", "engine=ollama", ""]))]
+    expected: dict[str, Any] = {}
+    for key in draw(st.lists(st.sampled_from(sorted(CPU_VALUES)), unique=True, max_size=5)):
+        typed, value = draw(CPU_VALUES[key])
+        name = draw(st.sampled_from((key, *KEY_ALIASES.get(key, ()))))
+        words.append(f"{name}{draw(st.sampled_from(['=', ':', ' = ']))}{typed}")
+        expected[key] = value
+    return " ".join(w for w in words if w), expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(cpu_side_commands())
+def test_cpu_side_commands_round_trip(case: tuple[str, dict[str, Any]]) -> None:
+    text, expected = case
+    request = estimate(text).request
+    for name, value in expected.items():
+        if name == "ram":
+            assert (request.ram, request.ram_speed) == value
+        else:
+            assert getattr(request, name) == value, name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["cpu=", "ram=", "membw=", "ngl=", "gpu=none", "@", "64GB",
+                                 "6000", "GB/s", "7950x", "-1", "1e309", "all", "engine=vllm",
+                                 "train=lora", "'", " "]), max_size=10).map("".join))
+def test_cpu_side_noise_gives_a_request_or_a_clear_error(tail: str) -> None:
+    text = f"llama3-8b q4 {tail}"
+    try:
+        parse_command(text)
+    except UserError as error:
+        check_message(error)

@@ -13,7 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.text import bar, breakdown_rows, limits_line, speed_line, verdict_sentence
+from adapters.text import (
+    bar,
+    breakdown_rows,
+    limits_line,
+    placement_lines,
+    speed_line,
+    verdict_sentence,
+)
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.errors import UserError
 from core.report import Report
@@ -112,7 +119,10 @@ def _summary(report: Report) -> list[str]:
     if int(str(details.get("cpu_ram_bytes", 0))) > 0:
         lines.append(f"CPU RAM for the offload: "
                      f"{format_bytes(int(str(details['cpu_ram_bytes'])))} in all")
-    if "partial_offload" in details:
+    placement = placement_lines(report)
+    if placement:  # llama.cpp/Ollama: what sits in VRAM and what in RAM
+        lines += [line.strip() for line in placement]
+    elif "partial_offload" in details:
         lines.append(f"Partial offload: {details['partial_offload']}; system RAM needed: "
                      f"{format_bytes(int(str(details.get('system_ram_bytes', 0))))}")
     return lines
