@@ -18,6 +18,9 @@ def mount_surfaces(app: web.Application, settings: Settings) -> list[tuple[str, 
     from bot import discord_surface
 
     states.append(("Discord", discord_surface.mount(app, settings)))
+    from bot import slack_surface
+
+    states.append(("Slack", slack_surface.mount(app, settings)))
     from bot import github_surface
 
     states.append(("GitHub", github_surface.mount(app, settings)))

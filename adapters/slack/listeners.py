@@ -1,0 +1,157 @@
+"""The bolt listeners: `/fits` slash commands and `@fits` mentions, answered through the
+AnswerService (rate limits, parse, resolve, estimate) and rendered as Block Kit.
+
+- ``/fits <command>``: ``ack()`` first, so Slack's 3-second deadline holds however slow the Hub
+  is; then the answer is posted to the command's ``response_url`` (what bolt's ``respond()``
+  does, on a shared HTTP session), to the user alone unless the command carries the word
+  ``public``. Errors always go to the user alone, with their hint.
+- ``@fits <command>``: the answer is posted in the mention's thread (``chat.postMessage`` with
+  ``thread_ts``). Events are acknowledged by bolt at once; a redelivery of an event already
+  answered (Slack retries when an ack is late) is dropped.
+
+Callers are rate-limited per user and per workspace ("slack:user:<team>:<user>",
+"slack:team:<team>"). ``record(outcome)`` is told how each command ended (ok, user_error,
+rate_limited, error), for the service's metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from adapters.slack.blocks import Message, answer_message, error_message, failure_message
+from adapters.slack.command import read_mention_text, read_slash_text
+from core.answer import AnswerService, Caller
+from core.errors import RateLimited, UserError
+
+log = logging.getLogger("fits.slack")
+
+COMMAND = "/fits"
+HELP_COMMAND = "help"  # what an empty `/fits` or a bare mention answers
+RECENT_EVENTS = 2048  # event ids remembered to drop Slack's redeliveries
+RESPONSE_TIMEOUT_S = 30  # one POST to a response_url
+
+
+def caller_for(team_id: str | None, user_id: str | None) -> Caller:
+    team, user = team_id or "unknown", user_id or "unknown"
+    return Caller((f"slack:user:{team}:{user}", f"slack:team:{team}"))
+
+
+class RecentIds:
+    """The last ``size`` ids seen, oldest forgotten first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def first_time(self, item: str) -> bool:
+        if item in self._ids:
+            return False
+        self._ids[item] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return True
+
+
+class SlackListeners:
+    def __init__(self, answers: AnswerService,
+                 record: Callable[[str], None] = lambda outcome: None) -> None:
+        self.answers = answers
+        self.record = record
+        self.pending: set[asyncio.Future[Any]] = set()  # answers in flight, for a clean shutdown
+        self.events = RecentIds(RECENT_EVENTS)
+        # The HTTP session for response_url posts, set by the service once its loop runs (a
+        # session belongs to a loop); None: a new connection per answer.
+        self.session: aiohttp.ClientSession | None = None
+
+    def register(self, bolt: AsyncApp) -> None:
+        bolt.command(COMMAND)(self.slash_command)
+        bolt.event("app_mention")(self.app_mention)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the answers in flight (on shutdown)."""
+        if self.pending:
+            await asyncio.wait(set(self.pending), timeout=timeout)
+
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        task = asyncio.current_task()
+        if task is not None:
+            self.pending.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self.pending.discard(task)
+
+    async def _answer(self, text: str, caller: Caller) -> tuple[Message, str]:
+        """The message for one command and its outcome for the metrics."""
+        try:
+            answer = await self.answers.answer(text or HELP_COMMAND, caller)
+        except RateLimited as err:
+            return error_message(err), "rate_limited"
+        except UserError as err:
+            return error_message(err), "user_error"
+        except Exception:
+            log.exception("slack: answering failed")
+            return failure_message(), "error"
+        return answer_message(answer), "ok"
+
+    # --- listeners (bolt passes the arguments by name) -------------------------------------------
+
+    async def slash_command(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        await ack()  # first: the HTTP 200 (or Socket Mode ack) leaves now
+        with self._in_flight():
+            typed = read_slash_text(str(command.get("text") or ""))
+            reply, outcome = await self._answer(
+                typed.command, caller_for(command.get("team_id"), command.get("user_id")))
+            visibility = "in_channel" if typed.public and outcome == "ok" else "ephemeral"
+            problem: str | None = None
+            try:
+                # bolt's respond() would open a new connection (and TLS handshake) per answer;
+                # this client reuses the service's session.
+                hook = AsyncWebhookClient(str(command["response_url"]), session=self.session,
+                                          timeout=RESPONSE_TIMEOUT_S)
+                sent = await hook.send(text=reply.text, blocks=reply.blocks,
+                                       response_type=visibility)
+                if sent.status_code != 200:  # expired (30 min, 5 uses) or refused
+                    problem = f"HTTP {sent.status_code}"
+            except Exception as exc:  # unreachable: aiohttp's errors, timeouts
+                problem = type(exc).__name__
+            if problem is not None:
+                outcome = "error"
+                log.warning("slack: the answer could not be sent to the response_url",
+                            extra={"fields": {"error": problem}})
+            self.record(outcome)
+
+    async def app_mention(self, body: dict[str, Any], event: dict[str, Any],
+                          client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        event_id = str(body.get("event_id") or "")
+        if event_id and not self.events.first_time(event_id):
+            return  # a redelivery of an event already answered
+        with self._in_flight():
+            text = read_mention_text(str(event.get("text") or ""), context.bot_user_id)
+            team = body.get("team_id") or event.get("team") or context.team_id
+            reply, outcome = await self._answer(text, caller_for(team, event.get("user")))
+            try:
+                await client.chat_postMessage(
+                    channel=event["channel"], thread_ts=event.get("thread_ts") or event["ts"],
+                    text=reply.text, blocks=reply.blocks, unfurl_links=False, unfurl_media=False)
+            except Exception as exc:  # Slack said no (not_in_channel ...) or was unreachable
+                outcome = "error"
+                error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+                log.warning("slack: the thread answer could not be posted", extra={"fields": {
+                    "error": error or type(exc).__name__}})
+            self.record(outcome)
