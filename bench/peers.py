@@ -318,7 +318,7 @@ def estimate_with(peer_name: str, case: Case, timeout: float = DEFAULT_TIMEOUT_S
     try:
         installed = available_peers()
         if peer.name not in installed:
-            problem = _peers_problem() or f"not installed for {PEERS_PYTHON}"
+            problem = peers_problem() or f"not installed for {PEERS_PYTHON}"
             return PeerEstimate(peer.name, None, reason=f"{peer.dist} unavailable: {problem}")
         estimate = peer.compute(case, timeout)
     except Unsupported as exc:
@@ -805,7 +805,7 @@ print(json.dumps(out))
 _problem: list[str] = []
 
 
-def _peers_problem() -> str:
+def peers_problem() -> str:
     return _problem[0] if _problem else ""
 
 
@@ -862,7 +862,7 @@ def main(argv: list[str] | None = None) -> int:
         version = installed.get(peer.name)
         print(f"  {peer.name:<22} {version or 'MISSING':<10} {peer.models}")
     if not installed:
-        print(_peers_problem() or "no peer installed", file=sys.stderr)
+        print(peers_problem() or "no peer installed", file=sys.stderr)
     header = f"{'case':<26} {'peer':<22} {'GiB':>8}  {'quantity':<16} what / why not"
     print()
     print(header)

@@ -199,6 +199,15 @@ _HTTP_SENTENCES = {
 }
 
 
+_SURFACE_PREFIXES = (("/api/", "api"), ("/slack/", "slack"), ("/discord/", "discord"),
+                     ("/github/", "github"))
+
+
+def _surface(path: str) -> str:
+    """Which surface a path belongs to, for the request log ("ops": health, metrics, the rest)."""
+    return next((name for prefix, name in _SURFACE_PREFIXES if path.startswith(prefix)), "ops")
+
+
 @web.middleware
 async def request_middleware(request: web.Request,
                              handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
@@ -207,7 +216,7 @@ async def request_middleware(request: web.Request,
     rid = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
     token = request_id_var.set(rid)
     metrics = request.app[METRICS]
-    surface = "api" if request.path.startswith("/api/") else "ops"
+    surface = _surface(request.path)
     start = time.perf_counter()
     outcome, status = "ok", 0
     try:
