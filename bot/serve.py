@@ -31,6 +31,8 @@ def serve() -> int:
 
     try:
         settings = Settings()
+        # Logging first: what the surfaces' libraries say while they are wired goes out as JSON.
+        configure_logging(settings)
         app = create_app(settings)
     except ValidationError as exc:
         error = exc.errors()[0]
@@ -42,7 +44,6 @@ def serve() -> int:
         if err.hint:
             print(f"hint: {err.hint}", file=sys.stderr)
         return 2
-    configure_logging(settings)
     for name, state in app[SURFACES]:
         log.info(f"{name}: {state}", extra={"fields": {"surface": name, "state": state}})
     log.info("starting", extra={"fields": {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,11 @@ OFF = ("off (set SLACK_BOT_TOKEN with SLACK_SIGNING_SECRET for HTTP mode, or wit
 def _secret(value: object) -> str:
     get = getattr(value, "get_secret_value", None)
     return get().strip() if get is not None else ""
+
+
+class _SameTokenWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
 
 
 def mount(app: web.Application, settings: Settings) -> str:
@@ -71,6 +77,9 @@ def mount(app: web.Application, settings: Settings) -> str:
     # HTTP route below is not mounted without a secret.
     # The name is a logger name that bolt resets to the root's level on every request: keep it
     # under slack_bolt, away from our own "fits.*" loggers.
+    # bolt also reads SLACK_BOT_TOKEN from the environment and then warns that the client's
+    # token wins; it is the same token, so that one warning is dropped.
+    logging.getLogger("slack_bolt.AsyncApp").addFilter(_SameTokenWarning())
     bolt = AsyncApp(name="slack_bolt.fits", client=client, signing_secret=signing_secret)
     listeners = SlackListeners(app[ANSWERER], record)
     listeners.register(bolt)
