@@ -125,9 +125,9 @@ def estimate(sc: Scenario) -> EngineEstimate:
     # Per layer, weights plus cache: -ngl k puts the last k of them on the GPUs.
     kv_per_layer = _kv_elements_by_layer(spec, n_ctx)
     kv_scale = KV_ELEMENT_BYTES[kv_type]
-    layer_w = [layers.get(i, 0) for i in range(n_layers)]
-    layer_kv = [int((kv_per_layer[i] if i < len(kv_per_layer) else 0) * kv_scale)
-                for i in range(n_layers)]
+    layer_w = _layer_list(spec, sc.fmt, layers)
+    layer_kv = [int(e * kv_scale) for e in kv_per_layer[:n_layers]]
+    layer_kv += [0] * (n_layers - len(layer_kv))
     per_layer = [w + k for w, k in zip(layer_w, layer_kv, strict=True)]
     weights = sum(layer_w) + head_and_norm
     kv = sum(layer_kv)
@@ -188,6 +188,30 @@ def estimate(sc: Scenario) -> EngineEstimate:
     return est
 
 
+def _layer_list(spec: ModelSpec, fmt: WeightFormat, layers: dict[int | None, int]) -> list[int]:
+    """Weight bytes of layers 0..n-1 as a list (memoized per format)."""
+    key = ("llamacpp_layer_list", fmt)
+    memo = spec.memo.get(key)
+    if isinstance(memo, list):
+        return memo
+    out = [layers.get(i, 0) for i in range(spec.n_layers)]
+    spec.memo[key] = out
+    return out
+
+
+def _active_layer_bytes(spec: ModelSpec, fmt: WeightFormat, layer_w: list[int]) -> list[float]:
+    """Per layer, the weight bytes one token reads: routed experts at top_k/n_experts."""
+    key = ("llamacpp_active", fmt)
+    memo = spec.memo.get(key)
+    if isinstance(memo, list):
+        return memo
+    routed = _routed_by_layer(spec, fmt)
+    share = spec.moe.top_k / spec.moe.n_experts if spec.moe else 1.0
+    out = [w - routed.get(i, 0) * (1 - share) for i, w in enumerate(layer_w)]
+    spec.memo[key] = out
+    return out
+
+
 def _read_per_token(sc: Scenario, layer_w: list[int], first_gpu: int, output_on_gpu: bool,
                     embd: int, kv_scale: float) -> tuple[int, int, int]:
     """(bytes read from VRAM, bytes read from RAM, context tokens) per decoded token: the active
@@ -195,13 +219,11 @@ def _read_per_token(sc: Scenario, layer_w: list[int], first_gpu: int, output_on_
     decode context, and the output layer (the tied embedding when the head is tied)."""
     spec = sc.spec
     ctx = decode_context(sc)
-    routed = _routed_by_layer(spec, sc.fmt)
-    share = spec.moe.top_k / spec.moe.n_experts if spec.moe else 1.0
+    active = _active_layer_bytes(spec, sc.fmt, layer_w)
     kv_elems = _kv_elements_by_layer(spec, ctx)
-    batch = sc.request.batch
-    per = [int(w - routed.get(i, 0) * (1 - share)
-               + (kv_elems[i] if i < len(kv_elems) else 0) * kv_scale * batch)
-           for i, w in enumerate(layer_w)]
+    scale = kv_scale * sc.request.batch
+    per = [int(a + e * scale) for a, e in zip(active, kv_elems, strict=False)]
+    per += [int(a) for a in active[len(per):]]
     # The head a token multiplies by: output.weight, or the tied token embedding (llama.cpp
     # duplicates it onto the output layer's device). Vision towers of the checkpoint are not in
     # a text GGUF and are never read.
