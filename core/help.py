@@ -37,7 +37,7 @@ more    help quant | help engines | help gpus | help keys | help cpu | gpus [que
     "gpus": "gpu=24GB, 24GiB, 4090, rtx-4090, a100-80g, 2x3090, 4xh100, m2-max-64gb. "
     "'fits gpus <query>' lists the catalogue.",
     "keys": "ctx=4096|4k|128k  batch=1  gpu=24GB  engine=hf|vllm|llama.cpp|ollama|exllamav2|sglang|tgi"
-    "  kv=fp16|fp8|q8|q4  util=0.9 (vLLM)  tp=2  prompt=<tokens>  gen=<tokens>  "
+    "  kv=fp16|fp8|q8|q4  util=0.9 (vLLM)  version=0.11 (an older vLLM)  tp=2  prompt=<tokens>  gen=<tokens>  "
     "attn=sdpa|eager|flash  gpu=none  cpu=7950x  ram=64GB[@6000]  membw=<GB/s>  ngl=<layers>",
 }
 
