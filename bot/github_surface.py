@@ -81,8 +81,10 @@ class GitHubSurface:
     def __init__(self, *, secret: str, auth: Auth, api_url: str, answerer: Answerer,
                  metrics: Metrics, dedupe: DedupeStore, shutdown_timeout_s: float,
                  close_store: Callable[[], Awaitable[None]] | None = None,
-                 workers: int = WORKERS, queue_size: int = QUEUE_SIZE) -> None:
+                 workers: int = WORKERS, queue_size: int = QUEUE_SIZE,
+                 plain_repositories: frozenset[str] = frozenset()) -> None:
         self.secret = secret
+        self.plain_repositories = plain_repositories
         self.auth = auth
         self.api_url = api_url
         self.answerer = answerer
@@ -117,7 +119,7 @@ class GitHubSurface:
             delivery = parse_delivery(request.headers, body, self.secret)
             if delivery.event == "ping":  # sent when the webhook is created
                 return web.json_response({"status": "pong"})
-            outcome = interpret(delivery.event, delivery.data)
+            outcome = interpret(delivery.event, delivery.data, self.plain_repositories)
         except DeliveryRefused as err:
             hint = {401: "Set the webhook's secret to GITHUB_WEBHOOK_SECRET.",
                     415: "Set the webhook's content type to application/json."}.get(
@@ -316,7 +318,8 @@ def mount(app: web.Application, settings: Settings) -> str:
     surface = GitHubSurface(secret=secret, auth=auth, api_url=settings.github_api_url,
                             answerer=app[ANSWERER], metrics=app[METRICS], dedupe=dedupe,
                             shutdown_timeout_s=settings.shutdown_timeout_s,
-                            close_store=close_store, workers=WORKERS, queue_size=QUEUE_SIZE)
+                            close_store=close_store, workers=WORKERS, queue_size=QUEUE_SIZE,
+                            plain_repositories=settings.github_plain_repositories())
     app[GITHUB] = surface
     app.router.add_post(WEBHOOK_PATH, surface.webhook)
     app.cleanup_ctx.append(surface.lifecycle)

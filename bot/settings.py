@@ -80,6 +80,13 @@ class Settings(BaseSettings):
                                                  validation_alias="GITHUB_PRIVATE_KEY")
     github_api_url: str = Field(default="https://api.github.com",
                                 validation_alias="GITHUB_API_URL")
+    # Repositories whose every issue also gets plain questions answered ("owner/name" or
+    # "owner/*", comma-separated); elsewhere only issues with the label "fits" do.
+    github_plain_questions: str = Field(default="", validation_alias="GITHUB_PLAIN_QUESTIONS")
+
+    def github_plain_repositories(self) -> frozenset[str]:
+        return frozenset(part.strip().lower() for part in self.github_plain_questions.split(",")
+                         if part.strip())
 
     def secrets(self) -> list[str]:
         """Every secret value that is set, for the log formatter to redact wherever it appears."""

@@ -270,6 +270,25 @@ async def test_the_opt_in_label_answers_plain_questions(bot, github):
     assert len(posted(github)) == 1
 
 
+@pytest.mark.parametrize("opted_in", [f"{OWNER}/{REPO}", f"other/x, {OWNER.upper()}/*"])
+async def test_a_repository_can_opt_in_to_plain_questions(aiohttp_client, github, opted_in):
+    bot = await aiohttp_client(create_app(github_settings(github,
+                                                          GITHUB_PLAIN_QUESTIONS=opted_in)))
+    question = "Can I run Llama 2 7B in 4-bit on my RTX 4090? Thanks!"
+    assert (await deliver(bot, "issues", issue_event(question))).status == 202  # no label
+    await settle(bot)
+    [body] = posted(github)
+    assert_report(body, run_command('meta-llama/Llama-2-7b-hf q4 gpu="RTX 4090"'))
+
+
+async def test_other_repositories_stay_opted_out(aiohttp_client, github):
+    bot = await aiohttp_client(create_app(github_settings(github,
+                                                          GITHUB_PLAIN_QUESTIONS="other/repo")))
+    question = "Can I run Llama 2 7B in 4-bit on my RTX 4090? Thanks!"
+    reply = await deliver(bot, "issues", issue_event(question))
+    assert (await reply.json())["reason"] == "nothing is asked"
+
+
 async def test_the_reply_is_found_on_a_later_page(bot, github):
     for n in range(130):  # a long discussion, all newer than the comment we answer
         github.add_comment(OWNER, REPO, NUMBER, f"comment {n}",

@@ -101,8 +101,17 @@ def _previous_body(data: dict[str, Any]) -> str | None:
     return before if isinstance(before, str) else None
 
 
-def interpret(event: str, data: Any) -> Job | Ignored:
-    """What to do with one delivery (see the module docstring)."""
+def plain_questions_wanted(owner: str, repo: str, repositories: frozenset[str]) -> bool:
+    """Whether a repository opted in to plain questions on every issue: its ``owner/name`` or
+    ``owner/*`` is among ``repositories`` (GITHUB_PLAIN_QUESTIONS, lower case)."""
+    owner, repo = owner.lower(), repo.lower()
+    return f"{owner}/{repo}" in repositories or f"{owner}/*" in repositories
+
+
+def interpret(event: str, data: Any,
+              plain_repositories: frozenset[str] = frozenset()) -> Job | Ignored:
+    """What to do with one delivery (see the module docstring). Plain questions are read on
+    issues with the opt-in label, and on every issue of ``plain_repositories``."""
     if event not in HANDLED:
         return Ignored(f"the {event} event is not handled")
     if not isinstance(data, dict):
@@ -122,7 +131,8 @@ def interpret(event: str, data: Any) -> Job | Ignored:
         return Ignored("comments on pull requests are not answered")
     if sender.get("type") == "Bot":
         return Ignored("the sender is a bot")
-    free_text = OPT_IN_LABEL in _labels(issue)
+    free_text = OPT_IN_LABEL in _labels(issue) or plain_questions_wanted(
+        str(owner.get("login", "")), str(repository.get("name", "")), plain_repositories)
     number = _get(issue, "number", int, "issue")
     if event == "issues":
         source: Literal["issue", "issue-comment"] = "issue"
