@@ -54,6 +54,9 @@ QUANTITIES: dict[str, tuple[Callable[[Report], float], bool]] = {
     "total_without_context_all_gpus": (
         lambda r: (r.total_bytes - r.breakdown.overhead) * r.gpu.count, True),
     "gguf_weights": (_details("weights_total_bytes"), True),
+    # what nvidia-smi shows of transformers' generate(): allocated + the allocator's cached
+    # blocks while the cache grows (core/engines/transformers.py GROWTH_RESERVE)
+    "reserved": (_details("reserved_bytes"), True),
     "budget": (_details("budget_bytes"), True),
     "kv_cache_tokens": (_details("kv_cache_tokens"), False),
     "kv_blocks": (_details("kv_blocks"), False),
@@ -269,7 +272,7 @@ VLLM_019_FIT = frozenset({
     "f030", "f031", "f032", "f033", "f035", "f040", "f041", "f042", "f043", "f045", "f046",
     "f047", "f048", "f049", "f052", "f053", "f054", "f055", "f058", "f059"})
 CALIBRATION_IDS = VLLM_019_FIT | frozenset({
-    "m106", "m107", "m111", "m113", "m117", "m118", "m119", "m197", "m139", "m140", "m142",
+    "m088", "m106", "m107", "m111", "m113", "m117", "m118", "m119", "m197", "m139", "m140", "m142",
     "m144", "m214", "m215", "m217", "m218", "m219", "m220", "m221"})
 
 

@@ -68,6 +68,8 @@ COMMAND = "python -m bench.peer_accuracy --write"
 WEIGHT_QUANTITIES = frozenset({"weights", "gguf_weights"})
 TOTAL_QUANTITIES: dict[str, bool] = {
     "total": True,
+    # transformers generate() as the process shows it (allocated + the allocator's cache)
+    "reserved": True,
     "total_without_context": False,
     # summed over the GPUs of a split model: the whole footprint, as one GPU would hold it
     "total_without_context_all_gpus": False,

@@ -173,6 +173,22 @@ def test_vllm_pads_mxfp4_experts() -> None:
     assert 1.03 < ratio < 1.07
 
 
+def test_transformers_generation_reports_reserved_memory() -> None:
+    # generate() grows the cache from the prompt to ctx: the allocator keeps the freed blocks.
+    grows = run_command("meta-llama/Llama-2-13b-hf gptq engine=hf ctx=1024 prompt=512 batch=16 "
+                        "gpu=a100-80g")
+    reserved = int(grows.engine_details["reserved_bytes"])
+    grown = grows.breakdown.kv_cache // 2
+    assert reserved == pytest.approx(grows.total_bytes + 1.75 * grown, rel=1e-6)
+    assert any("nvidia-smi may show" in a for a in grows.assumptions)
+    # the verdict stays on the allocated peak
+    assert grows.total_bytes < reserved
+    prefill = run_command("meta-llama/Llama-2-13b-hf gptq engine=hf ctx=1024 prompt=1024 batch=16 "
+                          "gpu=a100-80g")
+    assert prefill.engine_details["reserved_bytes"] == prefill.total_bytes
+    assert not any("nvidia-smi" in a for a in prefill.assumptions)
+
+
 def test_llama_cpp_partial_offload_plan() -> None:
     report = run_command("meta-llama/Llama-3.1-70B Q4_K_M gpu=rtx-3060 ctx=4096")
     details = report.engine_details
