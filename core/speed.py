@@ -27,6 +27,11 @@ def _rate(tokens_per_s: float) -> float:
     return round(tokens_per_s, 1) if tokens_per_s >= 1 else float(f"{tokens_per_s:.2g}")
 
 
+def _seconds(seconds: float) -> float:
+    """A duration to three significant digits: an estimate, not a measurement."""
+    return float(f"{seconds:.3g}")
+
+
 @dataclass(frozen=True)
 class SpeedEstimate:
     decode_tokens_per_s: float | None
@@ -54,7 +59,7 @@ def estimate_speed(*, engine: str, bytes_per_token: float, active_params: int, p
         notes.append(f"prefill at {PREFILL_MFU:.0%} of {tflops:g} dense FP16 TFLOPS per GPU")
     step = max(memory_time, compute_time)
     bound = "compute" if compute_time > memory_time else "memory"
-    return SpeedEstimate(_rate(1 / step), round(prefill, 3) if prefill is not None else None,
+    return SpeedEstimate(_rate(1 / step), _seconds(prefill) if prefill is not None else None,
                          bound, tuple(notes))
 
 
@@ -64,7 +69,7 @@ def training_speed(*, flops_per_token: int, tokens_per_step: int, tflops: float 
     if not tflops:
         return None, None, "training speed needs a named GPU (TFLOPS), not only a size"
     seconds = flops_per_token * tokens_per_step / (tflops * 1e12 * gpu_count * mfu)
-    return (round(seconds, 3), round(tokens_per_step / seconds, 1),
+    return (_seconds(seconds), round(tokens_per_step / seconds, 1),
             f"step time at {mfu:.0%} of {tflops:g} dense FP16 TFLOPS per GPU "
             "(6 x params x tokens, 8 x with checkpointing, 4 x for LoRA)")
 
@@ -141,7 +146,7 @@ def llamacpp_speed(*, gpu_bytes: int, ram_bytes: int, gpu: Device | None, cpu: D
                          f"{PCIE_GBS:g} GB/s once per {UBATCH}-token ubatch")
     elif gpu is None and cpu.flops:
         prefill = flops / cpu.flops
-    return SpeedEstimate(decode, round(prefill, 3) if prefill is not None else None, bound,
+    return SpeedEstimate(decode, _seconds(prefill) if prefill is not None else None, bound,
                          tuple(notes))
 
 
