@@ -11,7 +11,7 @@ from core.engines import exllamav2, llamacpp, training, transformers, vllm
 from core.engines.base import EngineEstimate, Scenario
 from core.errors import UserError
 from core.formats import WeightFormat, active_weight_bytes, is_gguf, weight_bytes
-from core.gpus import GpuSelection, is_no_gpu
+from core.gpus import GpuSelection, gpu_words_without_count, is_no_gpu
 from core.kv import KV_ELEMENT_BYTES, kv_bytes
 from core.quant import QUALITY_ORDER, choose, choose_training, engine_family, format_from_name
 from core.report import Breakdown, GpuInfo, ModelInfo, Report, Speed, Suggestion
@@ -155,7 +155,7 @@ def _suggestions(setup: Setup, base: EngineEstimate, ctx_max: int | None,
         add(f"ngl={ngl}", setup, f"llama.cpp -ngl {ngl}: {ngl} of {setup.model.spec.n_layers} "
             f"layers on the GPU, {ram / (1 << 30):.1f} GiB in system RAM", ngl=ngl)
     gpu = setup.gpu
-    name = f"{gpu.memory_bytes >> 30}GB" if gpu.generic else gpu.gpu.name
+    name = gpu_words_without_count(req.gpu)
     most = MAX_GPUS if gpu.gpu.vendor != "cpu" else 0  # gpu=none: no GPUs to add
     for count in range(setup.gpu.count + 1, most + 1):
         more = replace(setup, gpu=replace(setup.gpu, count=count))
@@ -165,7 +165,8 @@ def _suggestions(setup: Setup, base: EngineEstimate, ctx_max: int | None,
         if more.fits(more.run(**changes)):
             why = "one more GPU" if count == setup.gpu.count + 1 else "the fewest GPUs that fit"
             extra = " zero=3" if "zero" in changes and req.zero != 3 else ""
-            add(f'gpu="{count}x{name}"{extra}', more, why, **changes)
+            word = f"gpu={count}x{name}" if " " not in name else f'gpu="{count}x{name}"'
+            add(f"{word}{extra}", more, why, **changes)
             break
     return [s for s in out if s.fits]
 

@@ -342,6 +342,17 @@ def _one(text: str, bare_size: bool = True) -> tuple[Gpu, bool] | None:
     return (g, False) if g is not None else None
 
 
+def gpu_words_without_count(text: str) -> str:
+    """The GPU as the user typed it, without a count (``2x3090`` -> ``3090``), so a suggestion
+    such as ``gpu=3x3090`` reads the way they wrote it."""
+    words = text.strip()
+    for pattern, group in ((_COUNT_FIRST, 2), (_COUNT_LAST, 1)):
+        match = pattern.fullmatch(words)
+        if match:
+            return match[group].strip()
+    return words
+
+
 def resolve_gpu(text: str) -> GpuSelection:
     """Resolve gpu= text: a size (24GB, 24GiB, 12G, 16 = 16 GB), a model (4090, rtx-4090,
     a100-80g, m2-max-64gb, mi300x), optionally with a count (2x3090, 4xA100-80G, h100x8)."""
