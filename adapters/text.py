@@ -89,6 +89,20 @@ def _parts(side: dict[str, object]) -> str:
                      if int(str(side.get(key, 0))))
 
 
+def engine_lines(report: Report) -> list[str]:
+    """What the engine does with the memory: vLLM's KV pool, a training offload's CPU RAM,
+    llama.cpp's VRAM/RAM placement (lines of placement_lines indented as in the terminal)."""
+    details = report.engine_details
+    lines = []
+    if "kv_cache_tokens" in details:
+        lines.append(f"KV cache holds {format_tokens(int(str(details['kv_cache_tokens'])))} tokens "
+                     f"(max concurrency at this ctx: {details.get('max_concurrency')})")
+    if int(str(details.get("cpu_ram_bytes", 0))) > 0:
+        lines.append(f"CPU RAM for the offload: "
+                     f"{format_bytes(int(str(details['cpu_ram_bytes'])))} in all")
+    return lines + placement_lines(report)
+
+
 def placement_lines(report: Report) -> list[str]:
     """llama.cpp/Ollama: what sits in VRAM and what in RAM, and whether RAM suffices."""
     details = report.engine_details
@@ -131,14 +145,7 @@ def render_text(report: Report) -> str:
     lines += ["", limits_line(report)]
     if speed := speed_line(report):
         lines.append(speed)
-    details = report.engine_details
-    if "kv_cache_tokens" in details:
-        lines.append(f"KV cache holds {format_tokens(int(str(details['kv_cache_tokens'])))} tokens "
-                     f"(max concurrency at this ctx: {details.get('max_concurrency')})")
-    if int(str(details.get("cpu_ram_bytes", 0))) > 0:
-        lines.append(f"CPU RAM for the offload: "
-                     f"{format_bytes(int(str(details['cpu_ram_bytes'])))} in all")
-    lines += placement_lines(report)
+    lines += engine_lines(report)
     if report.suggestions:
         lines += ["", "To make it fit:"]
         lines += [f"  {s.change:<24} {format_bytes(s.total_bytes):>10}  ({s.why})"

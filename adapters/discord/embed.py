@@ -16,15 +16,15 @@ from typing import Any
 from adapters.text import (
     bar,
     breakdown_rows,
+    engine_lines,
     limits_line,
-    placement_lines,
     speed_line,
     verdict_sentence,
 )
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.errors import UserError
 from core.report import Report
-from core.units import format_bytes, format_tokens
+from core.units import format_bytes
 
 # Discord's limits (docs: resources/message.mdx "Embed Limits"; content: 2,000 characters).
 TITLE_MAX = 256
@@ -113,16 +113,8 @@ def _summary(report: Report) -> list[str]:
     spare = "headroom" if report.headroom_bytes >= 0 else "short by"
     lines = [f"{spare} {format_bytes(abs(report.headroom_bytes))} on {where} "
              f"({format_bytes(gpu.usable_bytes)} usable{' each' if gpu.count > 1 else ''})"]
-    if "kv_cache_tokens" in details:
-        lines.append(f"KV cache holds {format_tokens(int(str(details['kv_cache_tokens'])))} "
-                     f"tokens (max concurrency at this ctx: {details.get('max_concurrency')})")
-    if int(str(details.get("cpu_ram_bytes", 0))) > 0:
-        lines.append(f"CPU RAM for the offload: "
-                     f"{format_bytes(int(str(details['cpu_ram_bytes'])))} in all")
-    placement = placement_lines(report)
-    if placement:  # llama.cpp/Ollama: what sits in VRAM and what in RAM
-        lines += [line.strip() for line in placement]
-    elif "partial_offload" in details:
+    lines += [line.strip() for line in engine_lines(report)]
+    if "placement" not in details and "partial_offload" in details:
         lines.append(f"Partial offload: {details['partial_offload']}; system RAM needed: "
                      f"{format_bytes(int(str(details.get('system_ram_bytes', 0))))}")
     return lines
