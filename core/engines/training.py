@@ -131,8 +131,7 @@ def estimate(sc: Scenario) -> EngineEstimate:
         weights //= n
         # FSDP gathers the current and the prefetched layer in full, and holds one layer's full
         # gradient until it is reduce-scattered (only for weights that train).
-        layer = max(_layer_bytes(spec, layer, gather_fmt, gather_width)
-                    for layer in range(spec.n_layers))
+        layer = _largest_layer_bytes(spec, gather_fmt, gather_width)
         grad_width = {"mixed": 4, "bf16": 2, "fp32": 4}[precision] if req.train == "full" else 0
         gather = 2 * layer + layer // 2 * grad_width
     if req.offload == "cpu":
@@ -160,8 +159,7 @@ def estimate(sc: Scenario) -> EngineEstimate:
     if req.train == "qlora":
         # bitsandbytes dequantizes one weight to bf16 for each matmul, forward and backward;
         # the largest such weight is a quantized one (the LM head stays in 16 bit, m063).
-        acts += 2 * max(t.rows * t.cols for t in spec.tensors
-                        if t.kind == "linear" and t.name != "output")
+        acts += 2 * _largest_quantized_linear(spec)
     assumptions.append(
         f"micro-batch {micro} x {req.ctx:,} tokens, {req.attn} attention, gradient checkpointing "
         f"{'on' if gc else 'off'}; " + {
@@ -186,9 +184,30 @@ def estimate(sc: Scenario) -> EngineEstimate:
     return est
 
 
-def _layer_bytes(spec: ModelSpec, layer: int, fmt: WeightFormat | None, width: int) -> int:
-    """One layer as FSDP gathers it: in ``fmt`` (a frozen base), else ``width`` bytes each."""
-    tensors = spec.layer_tensors.get(layer, ())
-    if fmt is None:
-        return sum(t.numel * width for t in tensors)
-    return sum(tensor_bytes(t, fmt, width) for t in tensors)
+def _largest_layer_bytes(spec: ModelSpec, fmt: WeightFormat | None, width: int) -> int:
+    """The largest layer as FSDP gathers it: in ``fmt`` (a frozen base), else ``width`` bytes
+    each. Memoized per spec: the solvers run the estimate many times."""
+    key = ("fsdp_largest_layer", fmt, width)
+    cached = spec.memo.get(key)
+    if isinstance(cached, int):
+        return cached
+    largest = 0
+    for layer in range(spec.n_layers):
+        tensors = spec.layer_tensors.get(layer, ())
+        size = (sum(t.numel * width for t in tensors) if fmt is None
+                else sum(tensor_bytes(t, fmt, width) for t in tensors))
+        largest = max(largest, size)
+    spec.memo[key] = largest
+    return largest
+
+
+def _largest_quantized_linear(spec: ModelSpec) -> int:
+    """Elements of the largest weight bitsandbytes dequantizes (the LM head stays 16-bit)."""
+    key = ("largest_quantized_linear",)
+    cached = spec.memo.get(key)
+    if isinstance(cached, int):
+        return cached
+    largest = max(t.rows * t.cols for t in spec.tensors
+                  if t.kind == "linear" and t.name != "output")
+    spec.memo[key] = largest
+    return largest

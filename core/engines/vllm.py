@@ -76,9 +76,19 @@ def mxfp4_padding_bytes(sc: Scenario) -> int:
     if not width:
         return 0
     padded = -(-width // MXFP4_EXPERT_ALIGN) * MXFP4_EXPERT_ALIGN
-    experts = sum(tensor_bytes(t, sc.fmt, BYTES_16) for t in sc.spec.tensors
-                  if t.name in EXPERT_TENSORS) // sc.tp
-    return experts * (padded - width) // width
+    return _expert_bytes(sc) // sc.tp * (padded - width) // width
+
+
+def _expert_bytes(sc: Scenario) -> int:
+    """Bytes of the routed-expert tensors in the scenario's format (memoized per spec)."""
+    key = ("expert_bytes", sc.fmt)
+    cached = sc.spec.memo.get(key)
+    if isinstance(cached, int):
+        return cached
+    total = sum(tensor_bytes(t, sc.fmt, BYTES_16) for t in sc.spec.tensors
+                if t.name in EXPERT_TENSORS)
+    sc.spec.memo[key] = total
+    return total
 
 
 def release(sc: Scenario) -> tuple[int, ...] | None:
