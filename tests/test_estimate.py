@@ -173,6 +173,62 @@ def test_vllm_pads_mxfp4_experts() -> None:
     assert 1.03 < ratio < 1.07
 
 
+def test_vllm_groups_sliding_window_layers_with_padding() -> None:
+    # Gemma-3-27B: 52 sliding + 10 full layers -> groups of 10, six sliding (8 padding layers)
+    # and one full; vLLM logs blocks // 7 x 16 tokens (f010: 36,560).
+    report = run_command("google/gemma-3-27b-it bf16 engine=vllm ctx=8192 gpu=h100")
+    details = report.engine_details
+    blocks = int(details["kv_blocks"])
+    assert details["kv_groups"] == 7
+    assert details["kv_cache_tokens"] == blocks // 7 * 16
+    # One block id costs a page in each of the 10 shared tensors: 16 tokens x 8 KiB x 10.
+    assert blocks == report.breakdown.kv_cache // (16 * 8192 * 10)
+    # Before 0.10 every layer held every token in one group.
+    old = run_command("google/gemma-3-27b-it bf16 engine=vllm version=0.9 ctx=8192 gpu=h100")
+    assert old.engine_details["kv_groups"] == 1
+    old_tokens = int(str(old.engine_details["kv_cache_tokens"]))
+    assert old_tokens == old.breakdown.kv_cache // (16 * 8192 * 62) * 16
+
+
+def test_vllm_sliding_layers_keep_only_their_window_for_long_requests() -> None:
+    long = run_command("google/gemma-3-27b-it bf16 engine=vllm ctx=131072 gpu=h100")
+    old = run_command("google/gemma-3-27b-it bf16 engine=vllm version=0.9 ctx=131072 gpu=h100")
+    # A 128k request takes 8k blocks from the full group but only window + one batch of
+    # 8,192 tokens from each sliding group, so it fits where all-full layers do not.
+    assert long.fits and long.engine_details["one_sequence_fits"] is True
+    assert not old.fits
+    concurrency = float(str(long.engine_details["max_concurrency"]))
+    # (8,192 + 6 x 577 blocks per request, against 7 x 8,192 at the logged token count)
+    assert concurrency > 4.5 * int(str(long.engine_details["kv_cache_tokens"])) / 131072
+
+
+def test_vllm_tensor_parallel_kv_shares() -> None:
+    one = run_command("meta-llama/Meta-Llama-3-8B bf16 engine=vllm gpu=h100")
+    two = run_command("meta-llama/Meta-Llama-3-8B bf16 engine=vllm tp=2 gpu=2xh100")
+    assert two.engine_details["kv_bytes_per_token"] == one.engine_details[
+        "kv_bytes_per_token"] / 2
+    # MLA's latent has no heads to split: every GPU keeps all of it.
+    mla = [run_command(f"deepseek-ai/DeepSeek-V2-Lite-Chat bf16 engine=vllm tp={n} "
+                       f"gpu={n}xh100") for n in (1, 2)]
+    assert mla[0].engine_details["kv_bytes_per_token"] == mla[1].engine_details[
+        "kv_bytes_per_token"] == 27 * 576 * 2
+    # Falcon-7B's single KV head is replicated on both GPUs.
+    mqa = [run_command(f"tiiuae/falcon-7b bf16 engine=vllm tp={n} gpu={n}xa100-80g")
+           for n in (1, 2)]
+    assert mqa[0].engine_details["kv_bytes_per_token"] == mqa[1].engine_details[
+        "kv_bytes_per_token"]
+
+
+def test_vllm_counts_the_rope_table_of_long_position_models() -> None:
+    # Llama 4 Scout allows 10M positions: vLLM's bf16 cos/sin table is 2.5 GiB on every GPU.
+    vllm_run = run_command("meta-llama/Llama-4-Scout-17B-16E-Instruct bf16 engine=vllm tp=4 "
+                           "gpu=4xh100")
+    hf_run = run_command("meta-llama/Llama-4-Scout-17B-16E-Instruct bf16 engine=hf tp=4 "
+                         "gpu=4xh100")
+    extra = vllm_run.breakdown.weights - hf_run.breakdown.weights
+    assert extra == pytest.approx(10_485_760 * 128 * 2, rel=0.01)
+
+
 def test_transformers_generation_reports_reserved_memory() -> None:
     # generate() grows the cache from the prompt to ctx: the allocator keeps the freed blocks.
     grows = run_command("meta-llama/Llama-2-13b-hf gptq engine=hf ctx=1024 prompt=512 batch=16 "

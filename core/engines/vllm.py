@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.engines.base import GIB, MIB, EngineEstimate, Scenario
+from core.engines.vllm_kv import HYBRID_RELEASE, block_layout
 from core.formats import BYTES_16, tensor_bytes, weight_bytes
-from core.kv import KV_ELEMENT_BYTES, kv_bytes_per_token
+from core.kv import KV_ELEMENT_BYTES
 
-BLOCK_TOKENS = 16
 # `vllm serve`'s scheduler defaults (EngineArgs.get_batch_defaults): cards with at least 70 GiB
 # that are not A100s get 8,192 batched tokens and 1,024 sequences, the others 2,048 and 256.
 BIG_GPU_BYTES = 70 * GIB
@@ -68,6 +68,24 @@ MXFP4_EXPERT_ALIGN = 256
 EXPERT_TENSORS = frozenset({"ffn_up_exps", "ffn_gate_exps", "ffn_down_exps"})
 
 
+# Position schemes without rotary embeddings (learned positions, ALiBi): no cos/sin table.
+NO_ROPE_TYPES = frozenset({"gpt2", "gpt_bigcode", "opt", "bloom", "mpt"})
+
+
+def rope_table_bytes(sc: Scenario) -> int:
+    """The cos/sin table vLLM precomputes for every position the config allows.
+
+    max_position_embeddings x the rotary dimension in the model's dtype, on every GPU and
+    counted in "Model loading took": 32 MiB at 128k positions, but 2.5 GiB for Llama 4 Scout's
+    10M (f031, whose weights are 2.7 GiB above the checkpoint's share). The head dimension
+    stands in for the rotary one (partial-rotary models have a smaller table).
+    """
+    spec = sc.spec
+    if spec.model_type in NO_ROPE_TYPES or not spec.max_position:
+        return 0
+    return spec.max_position * spec.head_dim * (4 if sc.fmt.name == "fp32" else 2)
+
+
 def mxfp4_padding_bytes(sc: Scenario) -> int:
     """What vLLM's padding of MXFP4 experts adds to the checkpoint's weights, on one GPU."""
     if sc.fmt.name != "mxfp4":
@@ -101,6 +119,12 @@ def sorting_sampler(sc: Scenario) -> bool:
     """Whether the asked release profiles the sampler the 0.11 way (version=0.11 or older)."""
     asked = release(sc)
     return asked is not None and asked[:2] <= LAST_SORTING_RELEASE
+
+
+def hybrid_allocator(sc: Scenario) -> bool:
+    """Whether the asked release sizes sliding-window layers by their window (0.10 and later)."""
+    asked = release(sc)
+    return asked is None or asked[:2] >= HYBRID_RELEASE
 
 
 def batch_defaults(sc: Scenario) -> tuple[int, int]:
@@ -150,7 +174,7 @@ def estimate(sc: Scenario) -> EngineEstimate:
     util = req.util if req.util != 0.9 else (ENGINE_UTIL.get(engine) or req.util)
     # vLLM multiplies by the total CUDA reports (torch.cuda.mem_get_info), not the marketed size.
     budget = int(util * sc.gpu_usable_bytes)
-    weights = weight_bytes(spec, sc.fmt) // sc.tp + mxfp4_padding_bytes(sc)
+    weights = weight_bytes(spec, sc.fmt) // sc.tp + mxfp4_padding_bytes(sc) + rope_table_bytes(sc)
     act = profile_activation_bytes(sc)
     tokens, seqs = batch_defaults(sc)
     old = sorting_sampler(sc)
@@ -159,22 +183,24 @@ def estimate(sc: Scenario) -> EngineEstimate:
     # kv_cache_dtype=auto is the model's dtype: fp32 weights keep an fp32 cache (f021).
     kv_type = "fp8" if req.kv in ("fp8", "q8", "q4") else \
         "fp32" if sc.fmt.name == "fp32" else "fp16"
-    per_token = kv_bytes_per_token(spec, kv_type, latent=True) / sc.tp
+    layout = block_layout(spec, kv_type, sc.tp, hybrid=engine == "vllm" and hybrid_allocator(sc))
     pool = max(0, budget - weights - act - non_torch)
-    blocks = int(pool // (per_token * BLOCK_TOKENS)) if per_token else 0
-    capacity = blocks * BLOCK_TOKENS
-    needed = req.ctx * req.batch
+    blocks = layout.blocks(pool)
+    capacity = layout.logged_tokens(blocks)
+    per_request = max(1, layout.blocks_per_request(req.ctx, tokens))
     est = EngineEstimate(weights, pool, act, non_torch)
-    est.fits_override = weights + act + non_torch < budget and capacity >= needed
+    est.fits_override = (weights + act + non_torch < budget
+                         and blocks >= per_request * req.batch)
     est.details.update({
         "budget_bytes": budget, "gpu_memory_utilization": util,
         "kv_cache_tokens": capacity, "kv_blocks": blocks,
-        "max_concurrency": round(capacity / req.ctx, 2) if req.ctx else None,
-        "one_sequence_fits": capacity >= req.ctx,
-        "kv_bytes_per_token": round(per_token, 1),
+        "max_concurrency": round(blocks / per_request, 2) if req.ctx else None,
+        "one_sequence_fits": blocks >= per_request,
+        "kv_bytes_per_token": round(layout.token_bytes, 1),
+        "kv_groups": len(layout.groups),
         "max_num_batched_tokens": tokens, "max_num_seqs": seqs,
         # The pool always fills the budget; what is left over is KV room beyond ctx x batch.
-        "headroom_bytes": int((capacity - needed) * per_token),
+        "headroom_bytes": int((blocks - per_request * req.batch) * layout.block_bytes),
     })
     est.assumptions.append(
         f"{engine} reserves {util:g} x GPU memory and fills what weights and the profiling run "
@@ -186,7 +212,8 @@ def estimate(sc: Scenario) -> EngineEstimate:
             "profiling as vLLM 0.19 does; say version=0.11 for older releases")
     if KV_ELEMENT_BYTES[kv_type] == 1.0:
         est.assumptions.append("KV cache in fp8 (kv_cache_dtype=fp8)")
-    if capacity < needed:
+    if blocks < per_request * req.batch:
         est.warnings.append(
-            f"the KV pool holds {capacity:,} tokens, fewer than ctx x batch = {needed:,}")
+            f"the KV pool holds {blocks / per_request:.2f} sequences of {req.ctx:,} tokens, "
+            f"fewer than batch = {req.batch}")
     return est
