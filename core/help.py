@@ -38,7 +38,10 @@ more    help quant | help engines | help gpus | help keys | help cpu | gpus [que
     "'fits gpus <query>' lists the catalogue.",
     "keys": "ctx=4096|4k|128k  batch=1  gpu=24GB  engine=hf|vllm|llama.cpp|ollama|exllamav2|sglang|tgi"
     "  kv=fp16|fp8|q8|q4  util=0.9 (vLLM)  version=0.11 (an older vLLM)  tp=2  prompt=<tokens>  gen=<tokens>  "
-    "attn=sdpa|eager|flash  gpu=none  cpu=7950x  ram=64GB[@6000]  membw=<GB/s>  ngl=<layers>",
+    "attn=sdpa|eager|flash  gpu=none  cpu=7950x  ram=64GB[@6000]  membw=<GB/s>  ngl=<layers>\n"
+    "training: train=full|lora|qlora  r=16  target=qv|attn|all  optim=adamw|adamw8bit|"
+    "paged_adamw8bit|sgd|adafactor  precision=mixed|bf16|fp32  gc=on|off  zero=0-3  "
+    "offload=cpu  loss=full|chunked|fused  bnb=0.41 (an older bitsandbytes, for QLoRA)",
 }
 
 

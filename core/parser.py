@@ -87,6 +87,7 @@ KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "zero": ("zero_stage", "fsdp"),
     "offload": ("cpu_offload",),
     "loss": ("ce", "cross_entropy"),
+    "bnb": ("bitsandbytes", "bnb_version"),
     "cpu": ("processor",),
     "ram": ("system_ram", "sysram", "system_memory", "sysmem"),
     "membw": ("mem_bw", "memory_bandwidth", "ram_bandwidth", "ram_bw"),
@@ -283,7 +284,7 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
         fields["mode"] = "train"  # train=lora says what the user wants
     if fields.get("mode") != "train":
         stray = [k for k in ("train", "r", "target", "optim", "gc", "precision", "zero",
-                             "offload", "loss") if k in fields]
+                             "offload", "loss", "bnb") if k in fields]
         if stray:
             raise UserError(f"The option {stray[0]}= applies to training only.",
                             "Add mode=train (or train=full|lora|qlora).")
@@ -426,13 +427,14 @@ def _util(value: str) -> float:
     return number
 
 
-def _version(value: str) -> str:
-    text = value.lower().removeprefix("v")
-    match = _VERSION.fullmatch(text)
-    if match is None:
-        raise UserError(f"Could not read {quoted(value)} as an engine release.",
-                        "Write it like version=0.11 or version=0.19.1.")
-    return ".".join(str(int(part)) for part in text.split("."))
+def _release(key: str, what: str, example: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        text = value.lower().removeprefix("v")
+        if _VERSION.fullmatch(text) is None:
+            raise UserError(f"Could not read {quoted(value)} as {what}.",
+                            f"Write it like {key}={example}.")
+        return ".".join(str(int(part)) for part in text.split("."))
+    return parse
 
 
 def _gpu(value: str) -> str:
@@ -462,7 +464,8 @@ _VALUE_PARSERS: dict[str, Callable[[str], object]] = {
     "kv": _choice("kv", KV_TYPES),
     "attn": _choice("attn", ATTENTION),
     "util": _util,
-    "version": _version,
+    "version": _release("version", "an engine release", "0.11 or version=0.19.1"),
+    "bnb": _release("bnb", "a bitsandbytes release", "0.41 or bnb=0.43.1"),
     "mode": _choice("mode", {"infer": "infer", "inference": "infer", "train": "train",
                              "training": "train", "finetune": "train"}),
     "train": _choice("train", TRAIN_METHODS),

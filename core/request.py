@@ -61,6 +61,9 @@ class EstimateRequest(BaseModel):
     # chunked: the head and loss run over chunks (torchtune); fused: a fused linear +
     # cross-entropy kernel never holds the logits (Liger, Cut Cross-Entropy, Unsloth).
     loss: Literal["full", "chunked", "fused"] = "full"
+    bnb: str | None = Field(default=None, pattern=r"^\d{1,3}(\.\d{1,4}){0,2}$",
+                            description="the bitsandbytes release behind QLoRA; before 0.43.2 "
+                            "its 4-bit layers kept their inputs for backward; None: current")
     gpu_given: bool = Field(default=True, description="False when gpu= was not typed")
     # The CPU side (llama.cpp and Ollama): what runs from system RAM, and how fast.
     cpu: str | None = Field(default=None, max_length=100,

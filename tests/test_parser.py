@@ -505,6 +505,19 @@ def test_a_bad_engine_version_is_a_user_error() -> None:
         parse_command("llama-2-7b engine=vllm version=latest")
 
 
+def test_bitsandbytes_release_is_a_training_key() -> None:
+    from core.errors import UserError
+    from core.parser import EstimateCommand, parse_command
+
+    command = parse_command("llama-2-13b train=qlora bitsandbytes=v0.41.0")
+    assert isinstance(command, EstimateCommand)
+    assert command.request.bnb == "0.41.0"
+    with pytest.raises(UserError, match="training only"):
+        parse_command("llama-2-13b nf4 bnb=0.41")
+    with pytest.raises(UserError, match="bitsandbytes release"):
+        parse_command("llama-2-13b train=qlora bnb=old")
+
+
 # --- the CPU side: gpu=none, cpu=, ram=, membw=, ngl= -------------------------------------------
 
 GIB = 1 << 30

@@ -97,6 +97,25 @@ def test_training_speed_counts_six_flops_per_parameter_per_token() -> None:
     assert report.speed.step_seconds and report.speed.train_tokens_per_s
 
 
+def test_old_bitsandbytes_keeps_each_4bit_layers_input() -> None:
+    base = "meta-llama/Llama-2-13b-hf train=qlora r=8 target=qv ctx=1304 gpu=a100-40gb"
+    current = run_command(f"{base} gc=off")
+    old = run_command(f"{base} gc=off bnb=0.41")
+    # Llama-2-13B keeps, per layer and token, the attention and MLP inputs (5,120 each), the
+    # attention output (5,120) and the down projection's input (13,824) in bf16: 40 layers.
+    per_layer = 2 * (3 * 5120 + 13824) * 1304
+    assert old.breakdown.activations - current.breakdown.activations == 40 * per_layer
+    assert any("bitsandbytes 0.41" in a for a in old.assumptions)
+    # With checkpointing only the layer being recomputed keeps them.
+    checkpointed = run_command(f"{base} gc=on bnb=0.41").breakdown.activations
+    assert checkpointed - run_command(f"{base} gc=on").breakdown.activations == per_layer
+    # 0.43.2 freed them.
+    assert run_command(f"{base} gc=off bnb=0.43.2").breakdown == current.breakdown
+    # A 16-bit base has no 4-bit layers: the key changes nothing and the answer says so.
+    lora = run_command("meta-llama/Llama-2-13b-hf train=lora bnb=0.41 gpu=a100-40gb")
+    assert any("4-bit base" in w for w in lora.warnings)
+
+
 @pytest.mark.parametrize("record", ["m074", "m061", "m214", "m215", "m217", "m219", "m221"])
 def test_published_training_measurements_within_ten_percent(record: str) -> None:
     comparison = next(c for c in compare_all() if c.id == record)

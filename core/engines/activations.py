@@ -48,10 +48,13 @@ SCORE_BYTES = {"gpt2": FP32 + 1, "gpt_neox": FP32, "falcon": 0}
 
 
 def layer_bytes_per_token(spec: ModelSpec, method: str, target: str,
-                          attn: str = "sdpa") -> float:
+                          attn: str = "sdpa", keeps_4bit_inputs: bool = False) -> float:
     """Saved bytes per token of one layer, without checkpointing.
 
     Checked against tests/golden/activations.json (Llama-2/3, GPT-2, GPT-NeoX, Falcon, Mixtral).
+    ``keeps_4bit_inputs``: bitsandbytes before 0.43.2 kept every 4-bit linear's input for a
+    backward that never used it (fixed in bitsandbytes#1270): the normed inputs of attention and
+    MLP (shared by q/k/v and by gate/up), the attention output and the down projection's input.
     """
     h, q, kv, f = _widths(spec)
     full = method == "full"
@@ -80,6 +83,8 @@ def layer_bytes_per_token(spec: ModelSpec, method: str, target: str,
         total += 2 * h  # one bool mask after attention, one after the MLP
     if not full:
         total += _adapter_inputs(spec, target)
+    if keeps_4bit_inputs:
+        total += ACT * (n_norms * h + q + f)
     return total
 
 
@@ -120,9 +125,10 @@ def head_bytes_per_token(spec: ModelSpec, loss: str = "full") -> float:
 
 
 def activation_bytes(spec: ModelSpec, *, batch: int, seq: int, attn: str, gc: bool,
-                     method: str, target: str, loss: str = "full") -> float:
+                     method: str, target: str, loss: str = "full",
+                     keeps_4bit_inputs: bool = False) -> float:
     tokens = batch * seq
-    layer = layer_bytes_per_token(spec, method, target, attn) * tokens
+    layer = layer_bytes_per_token(spec, method, target, attn, keeps_4bit_inputs) * tokens
     if attn == "eager":
         layer += eager_scores_bytes(spec, batch, seq)
     head = head_bytes_per_token(spec, loss) * tokens

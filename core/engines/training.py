@@ -62,6 +62,18 @@ def precision_of(sc: Scenario) -> str:
     return "mixed" if req.train == "full" else "bf16"
 
 
+# bitsandbytes 0.43.2 stopped keeping each 4-bit layer's input for backward (bitsandbytes#1270).
+BNB_FREES_INPUTS = (0, 43, 2)
+
+
+def bnb_keeps_inputs(release: str | None) -> bool:
+    """Whether the asked bitsandbytes release keeps 4-bit layers' inputs (None: current)."""
+    if release is None:
+        return False
+    parts = tuple(int(part) for part in release.split("."))
+    return parts + (0,) * (3 - len(parts)) < BNB_FREES_INPUTS
+
+
 def gc_of(sc: Scenario) -> bool:
     req = sc.request
     # QLoRA's prepare_model_for_kbit_training turns checkpointing on; HF Trainer leaves it off.
@@ -154,8 +166,14 @@ def estimate(sc: Scenario) -> EngineEstimate:
             grads *= 2  # DDP's bucket buffers hold a second copy of the gradients
 
     micro = req.batch
+    four_bit = base_format(sc).name in ("nf4", "fp4")
+    keeps_inputs = four_bit and bnb_keeps_inputs(req.bnb)
     acts = activation_bytes(spec, batch=micro, seq=req.ctx, attn=req.attn, gc=gc,
-                            method=req.train, target=req.target, loss=req.loss)
+                            method=req.train, target=req.target, loss=req.loss,
+                            keeps_4bit_inputs=keeps_inputs)
+    if keeps_inputs:
+        assumptions.append(f"bitsandbytes {req.bnb}: each 4-bit layer keeps its input for "
+                           "backward (0.43.2 and later free it)")
     if req.train == "qlora":
         # bitsandbytes dequantizes one weight to bf16 for each matmul, forward and backward;
         # the largest such weight is a quantized one (the LM head stays in 16 bit, m063).
@@ -170,6 +188,8 @@ def estimate(sc: Scenario) -> EngineEstimate:
     est = EngineEstimate(weights=int(weights), kv_cache=0, activations=int(acts + gather),
                          overhead=TORCH_CUDA_OVERHEAD, gradients=int(grads), optimizer=int(optim))
     est.assumptions += assumptions
+    if req.bnb and not four_bit:
+        est.warnings.append("bnb= only changes estimates with a 4-bit base (train=qlora)")
     if req.optim == "paged_adamw8bit":
         est.assumptions.append("paged AdamW 8-bit: states can spill to CPU RAM under pressure")
 
