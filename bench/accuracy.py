@@ -57,6 +57,8 @@ QUANTITIES: dict[str, tuple[Callable[[Report], float], bool]] = {
     # what nvidia-smi shows of transformers' generate(): allocated + the allocator's cached
     # blocks while the cache grows (core/engines/transformers.py GROWTH_RESERVE)
     "reserved": (_details("reserved_bytes"), True),
+    # training's torch.cuda.max_memory_allocated (the breakdown is the reserved peak)
+    "allocated": (_details("allocated_bytes"), True),
     "budget": (_details("budget_bytes"), True),
     "kv_cache_tokens": (_details("kv_cache_tokens"), False),
     "kv_blocks": (_details("kv_blocks"), False),
@@ -161,7 +163,8 @@ def _training() -> list[Comparison]:
     out = []
     for t in training_reference.compare_all():
         case = mapped[t.id]
-        quantity = "total_without_context" if case["measures"] == "allocated" else "total"
+        quantity = {"allocated": "allocated", "torch_reserved": "total_without_context"}.get(
+            case["measures"], "total")
         is_bytes = case["measures"] != "max_context"  # else a token count
         out.append(Comparison(t.id, "hf", "training", case["quantity"], quantity, t.command,
                               t.measured_bytes, t.estimated_bytes, is_bytes, t.why))

@@ -71,6 +71,8 @@ TOTAL_QUANTITIES: dict[str, bool] = {
     # transformers generate() as the process shows it (allocated + the allocator's cache)
     "reserved": True,
     "total_without_context": False,
+    # training's torch.cuda.max_memory_allocated (fits' allocated peak, no CUDA context)
+    "allocated": False,
     # summed over the GPUs of a split model: the whole footprint, as one GPU would hold it
     "total_without_context_all_gpus": False,
 }

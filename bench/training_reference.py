@@ -4,7 +4,9 @@
 
 Each case maps a record of bench/reference/measured-public.jsonl to the fits command that
 describes its setup. Allocator figures (max_memory_allocated, torchtune's peak) are compared
-with fits' total without the CUDA context; reserved figures with the total including it.
+with fits' allocated peak (engine_details["allocated_bytes"], no CUDA context);
+torch.cuda.max_memory_reserved figures (measures "torch_reserved") with the reserved peak, the
+total without the CUDA context; whole-process figures (nvidia-smi, "process") with the total.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def compare_all() -> list[Comparison]:
         else:
             estimated = report.total_bytes
             if case["measures"] == "allocated":
-                estimated -= report.breakdown.overhead
+                estimated = float(report.engine_details["allocated_bytes"])  # type: ignore[arg-type]
+            elif case["measures"] == "torch_reserved":
+                estimated -= report.breakdown.overhead  # the allocator's pool, no CUDA context
         out.append(Comparison(case["id"], case["command"], measured, estimated, case["why"]))
     return out
 

@@ -88,6 +88,7 @@ From the repository root (the venv of ``scripts/golden_from_transformers.py`` pl
     .venv-golden/bin/python scripts/golden_activations.py            # writes tests/golden/activations.json
     .venv-golden/bin/python scripts/golden_activations.py --only openai-community/gpt2-medium --no-write
     .venv-golden/bin/python scripts/golden_activations.py --verify   # shape-only == real kernels
+    .venv-golden/bin/python scripts/golden_activations.py --real-vocab  # tests/golden/activations_head.json
 
 Output is deterministic (seeded inputs and dropout, sorted keys, no timestamps).
 """
@@ -122,6 +123,10 @@ from transformers.initialization import no_init_weights
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "core" / "data" / "models.jsonl"
 OUT = ROOT / "tests" / "golden" / "activations.json"
+# --real-vocab: the loss's peak with the model's own vocabulary, checkpointing on and off.
+OUT_HEAD = ROOT / "tests" / "golden" / "activations_head.json"
+HEAD_MODEL = "meta-llama/Meta-Llama-3-8B"
+HEAD_SHAPES = ((1, 256), (2, 256))
 COMMAND = ".venv-golden/bin/python scripts/golden_activations.py"
 
 DTYPE = torch.bfloat16
@@ -872,11 +877,43 @@ def summary(mid: str, res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def real_vocab(configs: dict[str, dict[str, Any]], no_write: bool,
+               log: Callable[[str], None]) -> int:
+    """Where the loss's logits peak against the recomputed layer, at a real vocabulary.
+
+    The main grid shrinks the vocabulary to 1,024 to stay fast, which hides the loss. This run
+    keeps Llama-3-8B's 128,256 entries (SDPA, full and LoRA on every linear, checkpointing on
+    and off) so the non-layer peak shows whether the logits and a recomputed layer coexist.
+    """
+    global VOCAB, ATTNS, TRAINS  # the grid constants drive run_model
+    VOCAB, ATTNS, TRAINS = configs[HEAD_MODEL]["vocab_size"], ("sdpa",), ("full", "lora_all")
+    t0 = time.time()
+    result = run_model(HEAD_MODEL, configs[HEAD_MODEL], HEAD_SHAPES, stub=True, log=log)
+    rows = [{k: row[k] for k in ("attn", "gc", "train", "batch", "seq", "per_layer_bytes",
+                                 "per_layer_peak", "non_layer_bytes", "non_layer_peak")}
+            for row in result["rows"]]
+    data = {HEAD_MODEL: {"widths": result["widths"], "rows": rows},
+            "_meta": {"torch": torch.__version__, "transformers": transformers.__version__,
+                      "peft": peft.__version__, "vocab": VOCAB, "lora": LORA,
+                      "layers_measured": list(LAYERS),
+                      "per_layer": "m(3) - m(2); non_layer = m(2) - 2 * per_layer",
+                      "command": COMMAND + " --real-vocab"}}
+    log(f"{HEAD_MODEL} at vocab {VOCAB}: {time.time() - t0:.0f}s")
+    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+    if no_write:
+        print(text)
+    else:
+        OUT_HEAD.write_text(text)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", action="append", help="model id (repeatable)")
     ap.add_argument("--no-write", action="store_true", help="print instead of writing the file")
     ap.add_argument("--verify", action="store_true", help="check stubbed == real kernels")
+    ap.add_argument("--real-vocab", action="store_true",
+                    help=f"the loss's peak with {HEAD_MODEL}'s own vocabulary -> {OUT_HEAD.name}")
     ap.add_argument(
         "--cpu-kernels",
         action="store_true",
@@ -898,6 +935,8 @@ def main() -> int:
         torch.set_num_threads(2)  # real matmuls; the shape-only runs are faster on one thread
         STATS_LIKE_CPU[0] = True
         return 1 if verify(configs, log) else 0
+    if args.real_vocab:
+        return real_vocab(configs, args.no_write, log)
     ids = args.only or list(MODEL_IDS)
     data: dict[str, Any] = json.loads(OUT.read_text()) if OUT.exists() and args.only else {}
     for mid in ids:

@@ -116,7 +116,8 @@ def test_old_bitsandbytes_keeps_each_4bit_layers_input() -> None:
     assert any("4-bit base" in w for w in lora.warnings)
 
 
-@pytest.mark.parametrize("record", ["m074", "m061", "m214", "m215", "m217", "m219", "m221"])
+@pytest.mark.parametrize("record", ["m074", "m176", "m180", "m181", "m183", "m212", "m214", "m215",
+                                    "m217", "m219", "m220", "m221"])
 def test_published_training_measurements_within_ten_percent(record: str) -> None:
     comparison = next(c for c in compare_all() if c.id == record)
     assert abs(comparison.error) <= 0.10, f"{record}: {comparison.error:+.1%}"

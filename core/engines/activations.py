@@ -15,10 +15,14 @@ scripts/golden_activations.py with torch.autograd.graph.saved_tensors_hooks):
   the log-softmax the loss keeps.
 
 Gradient checkpointing keeps only each layer's input, recomputing one layer at a time during
-backward.
+backward: the loss's logits and the recomputed layer then peak one after the other, so the
+allocated peak holds the larger, while the caching allocator's reserved memory holds both
+(ActivationPeak).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from core.spec import ModelSpec
 
@@ -112,9 +116,10 @@ def eager_scores_bytes(spec: ModelSpec, batch: int, seq: int) -> float:
 
 
 # Bytes per token per vocabulary entry at the loss's peak: bf16 logits, their fp32 upcast, the
-# log-softmax and the bf16 gradient that flows back into the head (full; fitted between the
-# fsdp_qlora rows m214-m221 and Unsloth's HF baseline m139-m144, which bracket it); bf16 logits with one of 8 chunks upcast at a time (torchtune's
-# CEWithChunkedOutputLoss); a fused linear-cross-entropy kernel works through small chunks.
+# log-softmax and the bf16 gradient that flows back into the head (full: within 1% of the peak
+# measured at Llama-3-8B's real vocabulary, tests/golden/activations_head.json); bf16 logits
+# with one of 8 chunks upcast at a time (torchtune's CEWithChunkedOutputLoss); a fused
+# linear-cross-entropy kernel works through small chunks.
 LOGIT_BYTES = {"full": ACT + FP32 + FP32 + ACT, "chunked": ACT + (FP32 + FP32) / 8,
                "fused": (ACT + FP32 + FP32) / 16}
 
@@ -124,14 +129,32 @@ def head_bytes_per_token(spec: ModelSpec, loss: str = "full") -> float:
     return FP32 * spec.hidden + 2 * ACT * spec.hidden + spec.vocab * LOGIT_BYTES[loss]
 
 
+@dataclass(frozen=True)
+class ActivationPeak:
+    """Activation bytes at the step's peak: what autograd holds, and what the allocator keeps."""
+
+    allocated: float
+    reserved: float
+
+
 def activation_bytes(spec: ModelSpec, *, batch: int, seq: int, attn: str, gc: bool,
                      method: str, target: str, loss: str = "full",
-                     keeps_4bit_inputs: bool = False) -> float:
+                     keeps_4bit_inputs: bool = False) -> ActivationPeak:
+    """Without checkpointing every layer's saved tensors and the loss's logits peak together.
+
+    With it, every layer's input stays while the live bytes peak twice: at the loss, and while
+    backward recomputes the last layer after the logits are freed. The allocated peak is the
+    larger of the two (scripts/golden_activations.py --real-vocab measures Llama-3-8B's loss
+    peak with and without checkpointing: tests/golden/activations_head.json). PyTorch's caching
+    allocator keeps the loss's freed blocks while the recomputed layer allocates its own, so
+    reserved memory, which is what runs out, holds both (fsdp_qlora's reserved rows m212-m226).
+    """
     tokens = batch * seq
     layer = layer_bytes_per_token(spec, method, target, attn, keeps_4bit_inputs) * tokens
     if attn == "eager":
         layer += eager_scores_bytes(spec, batch, seq)
     head = head_bytes_per_token(spec, loss) * tokens
-    # With checkpointing: every layer's input, plus one layer recomputed during backward.
-    stored = spec.n_layers * ACT * spec.hidden * tokens + layer if gc else spec.n_layers * layer
-    return stored + head
+    if not gc:
+        return ActivationPeak(spec.n_layers * layer + head, spec.n_layers * layer + head)
+    inputs = spec.n_layers * ACT * spec.hidden * tokens
+    return ActivationPeak(inputs + max(head, layer), inputs + head + layer)

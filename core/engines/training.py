@@ -168,9 +168,11 @@ def estimate(sc: Scenario) -> EngineEstimate:
     micro = req.batch
     four_bit = base_format(sc).name in ("nf4", "fp4")
     keeps_inputs = four_bit and bnb_keeps_inputs(req.bnb)
-    acts = activation_bytes(spec, batch=micro, seq=req.ctx, attn=req.attn, gc=gc,
+    peak = activation_bytes(spec, batch=micro, seq=req.ctx, attn=req.attn, gc=gc,
                             method=req.train, target=req.target, loss=req.loss,
                             keeps_4bit_inputs=keeps_inputs)
+    # The verdict uses what the allocator reserves: that is what runs out.
+    acts, allocated_acts = peak.reserved, peak.allocated
     if keeps_inputs:
         assumptions.append(f"bitsandbytes {req.bnb}: each 4-bit layer keeps its input for "
                            "backward (0.43.2 and later free it)")
@@ -178,6 +180,7 @@ def estimate(sc: Scenario) -> EngineEstimate:
         # bitsandbytes dequantizes one weight to bf16 for each matmul, forward and backward;
         # the largest such weight is a quantized one (the LM head stays in 16 bit, m063).
         acts += 2 * _largest_quantized_linear(spec)
+        allocated_acts += 2 * _largest_quantized_linear(spec)
     assumptions.append(
         f"micro-batch {micro} x {req.ctx:,} tokens, {req.attn} attention, gradient checkpointing "
         f"{'on' if gc else 'off'}; " + {
@@ -197,6 +200,8 @@ def estimate(sc: Scenario) -> EngineEstimate:
     if gc:
         flops_per_token += 2 * spec.active_params  # the forward runs twice
     est.details.update({
+        # torch.cuda.max_memory_allocated's view (no CUDA context); the breakdown is reserved.
+        "allocated_bytes": int(weights + grads + optim + allocated_acts + gather),
         "trainable_params": trainable, "precision": precision, "gradient_checkpointing": gc,
         "zero_stage": zero, "cpu_ram_bytes": cpu_ram, "micro_batch": micro,
         "flops_per_token": flops_per_token,
