@@ -79,7 +79,18 @@ def _layer_bytes(layer: KvLayer, spec: ModelSpec, kv_type: str, tp: int) -> floa
 
 
 def block_layout(spec: ModelSpec, kv_type: str, tp: int, *, hybrid: bool) -> BlockLayout:
-    """The pool layout of ``spec``'s attention layers (recurrent state layers are not in it)."""
+    """The pool layout of ``spec``'s attention layers (recurrent state layers are not in it).
+
+    Memoized per spec: the context and batch solvers run the estimate many times."""
+    key = ("vllm_block_layout", kv_type, tp, hybrid)
+    cached = spec.memo.get(key)
+    if isinstance(cached, BlockLayout):
+        return cached
+    spec.memo[key] = layout = _layout(spec, kv_type, tp, hybrid)
+    return layout
+
+
+def _layout(spec: ModelSpec, kv_type: str, tp: int, hybrid: bool) -> BlockLayout:
     layers = [layer for layer in spec.kv_layers if layer.kind in ("full", "sliding", "latent")]
     sizes = [_layer_bytes(layer, spec, kv_type, tp) for layer in layers]
     kinds = Counter((layer.window if layer.kind == "sliding" else None, size)
