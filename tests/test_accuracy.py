@@ -84,6 +84,16 @@ def test_overall_p90_stays_within_its_bound(
     assert overall["p90_ape"] <= OVERALL_P90_BOUND, overall
 
 
+def test_the_target_holds_without_the_repeated_sweep_runs(
+        harness: tuple[list[Comparison], list[Excluded]]) -> None:
+    unique = accuracy.without_repeats(harness[0])
+    assert len(unique) < len(harness[0])
+    repeated = {c.id for c in harness[0]} & accuracy.REPEATED_RUNS
+    assert repeated == accuracy.REPEATED_RUNS  # every named repeat is a compared record
+    overall = accuracy.summary(unique)["overall"]
+    assert overall["median_ape"] <= 0.05 and overall["p90_ape"] <= OVERALL_P90_BOUND, overall
+
+
 def test_summary_shape() -> None:
     c = Comparison("x", "hf", "inference", "k", "total", "cmd", 100.0, 110.0, True, "")
     d = Comparison("y", "hf", "inference", "k", "kv_cache_tokens", "cmd", 10.0, 5.0, False, "")
