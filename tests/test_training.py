@@ -97,6 +97,18 @@ def test_training_speed_counts_six_flops_per_parameter_per_token() -> None:
     assert report.speed.step_seconds and report.speed.train_tokens_per_s
 
 
+def test_checkpointed_training_reports_the_allocated_peak_beside_the_reserved_one() -> None:
+    on = run_command("meta-llama/Llama-3.1-8B-Instruct train=qlora ctx=4096 gpu=4090 gc=on")
+    reserved = on.total_bytes - on.breakdown.overhead
+    allocated = int(str(on.engine_details["allocated_bytes"]))
+    assert 0.8 * reserved < allocated < reserved
+    assert any("max_memory_allocated" in a for a in on.assumptions)
+    # Without checkpointing nothing is freed in between: the two peaks are one.
+    off = run_command("meta-llama/Llama-3.1-8B-Instruct train=qlora ctx=4096 gpu=a100-80g gc=off")
+    assert int(str(off.engine_details["allocated_bytes"])) == off.total_bytes - off.breakdown.overhead
+    assert not any("max_memory_allocated" in a for a in off.assumptions)
+
+
 def test_old_bitsandbytes_keeps_each_4bit_layers_input() -> None:
     base = "meta-llama/Llama-2-13b-hf train=qlora r=8 target=qv ctx=1304 gpu=a100-40gb"
     current = run_command(f"{base} gc=off")

@@ -20,6 +20,7 @@ from core.engines.base import TORCH_CUDA_OVERHEAD, EngineEstimate, Scenario
 from core.formats import WeightFormat, tensor_bytes, weight_bytes
 from core.spec import ModelSpec
 from core.tensors import Tensor
+from core.units import format_bytes
 
 ATTN_TARGETS = frozenset({"attn_q", "attn_k", "attn_v", "attn_output", "attn_qkv", "attn_q_a",
                           "attn_q_b", "attn_kv_a_mqa", "attn_kv_b"})
@@ -190,6 +191,12 @@ def estimate(sc: Scenario) -> EngineEstimate:
 
     est = EngineEstimate(weights=int(weights), kv_cache=0, activations=int(acts + gather),
                          overhead=TORCH_CUDA_OVERHEAD, gradients=int(grads), optimizer=int(optim))
+    allocated = int(weights + grads + optim + allocated_acts + gather)
+    if allocated_acts < acts:
+        assumptions.append(
+            "with checkpointing the loss's logits and the recomputed layer peak one after the "
+            f"other: torch.cuda.max_memory_allocated shows about {format_bytes(allocated)}, "
+            "while the allocator reserves room for both, as counted here")
     est.assumptions += assumptions
     if req.bnb and not four_bit:
         est.warnings.append("bnb= only changes estimates with a 4-bit base (train=qlora)")
@@ -201,7 +208,7 @@ def estimate(sc: Scenario) -> EngineEstimate:
         flops_per_token += 2 * spec.active_params  # the forward runs twice
     est.details.update({
         # torch.cuda.max_memory_allocated's view (no CUDA context); the breakdown is reserved.
-        "allocated_bytes": int(weights + grads + optim + allocated_acts + gather),
+        "allocated_bytes": allocated,
         "trainable_params": trainable, "precision": precision, "gradient_checkpointing": gc,
         "zero_stage": zero, "cpu_ram_bytes": cpu_ram, "micro_batch": micro,
         "flops_per_token": flops_per_token,
