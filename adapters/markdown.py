@@ -12,6 +12,7 @@ import re
 
 from adapters.text import (
     breakdown_rows,
+    kv_pool_phrase,
     limits_line,
     placement_lines,
     speed_line,
@@ -20,7 +21,7 @@ from adapters.text import (
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.errors import ModelNotFound, UserError
 from core.report import Report
-from core.units import format_bytes, format_tokens
+from core.units import format_bytes
 
 _HTML = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # A zero-width space after @ and # keeps the text readable but stops mentions and references.
@@ -78,9 +79,9 @@ def _detail_items(report: Report) -> list[str]:
     """The engine's own figures: vLLM's KV capacity, CPU offload RAM, llama.cpp's split."""
     details = report.engine_details
     items = []
-    if "kv_cache_tokens" in details:
-        items.append(f"**KV cache:** holds {format_tokens(int(str(details['kv_cache_tokens'])))} "
-                     f"tokens (max concurrency at this ctx: {details.get('max_concurrency')})")
+    kv_pool = kv_pool_phrase(details)
+    if kv_pool:
+        items.append(f"**KV cache:** {kv_pool}")
     if int(str(details.get("cpu_ram_bytes", 0))) > 0:
         items.append("**CPU RAM for the offload:** "
                      f"{format_bytes(int(str(details['cpu_ram_bytes'])))} in all")

@@ -89,14 +89,27 @@ def _parts(side: dict[str, object]) -> str:
                      if int(str(side.get(key, 0))))
 
 
+def kv_pool_phrase(details: dict[str, object]) -> str | None:
+    """vLLM's KV pool in words: the tokens it logs and how many requests of this ctx fit."""
+    if "kv_cache_tokens" not in details:
+        return None
+    tokens = format_tokens(int(str(details["kv_cache_tokens"])))
+    concurrency = details.get("max_concurrency")
+    if int(str(details.get("kv_groups", 1))) > 1:
+        # The logged count is per layer group; sliding-window groups hold only their window.
+        return (f"holds {tokens} tokens per layer group; sliding-window layers keep only their "
+                f"window, so {concurrency} requests of this ctx fit")
+    return f"holds {tokens} tokens (max concurrency at this ctx: {concurrency})"
+
+
 def engine_lines(report: Report) -> list[str]:
     """What the engine does with the memory: vLLM's KV pool, a training offload's CPU RAM,
     llama.cpp's VRAM/RAM placement (lines of placement_lines indented as in the terminal)."""
     details = report.engine_details
     lines = []
-    if "kv_cache_tokens" in details:
-        lines.append(f"KV cache holds {format_tokens(int(str(details['kv_cache_tokens'])))} tokens "
-                     f"(max concurrency at this ctx: {details.get('max_concurrency')})")
+    kv_pool = kv_pool_phrase(details)
+    if kv_pool:
+        lines.append(f"KV cache {kv_pool}")
     if int(str(details.get("cpu_ram_bytes", 0))) > 0:
         lines.append(f"CPU RAM for the offload: "
                      f"{format_bytes(int(str(details['cpu_ram_bytes'])))} in all")

@@ -127,3 +127,11 @@ def test_bad_cpu_keys_are_one_sentence() -> None:
     assert out.returncode == 2 and out.stderr.startswith('error: Unknown CPU "7950xx".')
     out = fits("llama3-8b q4 ram=lots")
     assert out.returncode == 2 and "RAM size" in out.stderr
+
+
+def test_vllm_answer_explains_a_sliding_window_pool() -> None:
+    hybrid = fits("google/gemma-3-27b-it bf16 engine=vllm gpu=h100 ctx=128k")
+    assert hybrid.returncode == 0, hybrid.stderr
+    assert "tokens per layer group; sliding-window layers keep only their window" in hybrid.stdout
+    dense = fits("meta-llama/Meta-Llama-3-8B bf16 engine=vllm gpu=h100")
+    assert "KV cache holds" in dense.stdout and "(max concurrency at this ctx:" in dense.stdout

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.text import VERDICT_WORDS, bar, breakdown_rows, verdict_sentence
+from adapters.text import VERDICT_WORDS, bar, breakdown_rows, kv_pool_phrase, verdict_sentence
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.errors import RateLimited, UserError
 from core.report import Report
@@ -197,10 +197,9 @@ def _facts(report: Report) -> list[tuple[str, str]]:
                           f"{format_tokens(int(str(prompt)))} tokens in "
                           f"{speed.prefill_seconds:g} s"))
     details = report.engine_details
-    kv_tokens = _count(details, "kv_cache_tokens")
-    if kv_tokens is not None:
-        facts.append(("KV cache", f"{format_tokens(kv_tokens)} tokens, "
-                                  f"max concurrency {details.get('max_concurrency')}"))
+    kv_pool = kv_pool_phrase(details)
+    if kv_pool:
+        facts.append(("KV cache", kv_pool))
     offload_ram = _count(details, "cpu_ram_bytes")
     if offload_ram:
         facts.append(("CPU RAM for the offload", format_bytes(offload_ram)))
