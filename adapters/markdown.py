@@ -16,6 +16,7 @@ from adapters.text import (
     limits_line,
     placement_lines,
     speed_line,
+    suggestions_title,
     verdict_sentence,
 )
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
@@ -106,7 +107,7 @@ def render_report(report: Report) -> str:
     if report.suggestions:
         rows = [f"| {code_span(s.change)} | {format_bytes(s.total_bytes)} | "
                 f"{'yes' if s.fits else 'no'} | {cell(s.why)} |" for s in report.suggestions]
-        parts.append("**To make it fit**\n\n| Change | Needs | Fits | Why |\n"
+        parts.append(f"**{suggestions_title(report)}**\n\n| Change | Needs | Fits | Why |\n"
                      "| :-- | --: | :-: | :-- |\n" + "\n".join(rows))
     if report.warnings:
         parts.append("> [!WARNING]\n" + "\n".join(f"> {escape(w)}" for w in report.warnings))

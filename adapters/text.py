@@ -89,6 +89,11 @@ def _parts(side: dict[str, object]) -> str:
                      if int(str(side.get(key, 0))))
 
 
+def suggestions_title(report: Report) -> str:
+    """What the list of changes is for: making it fit, or more room when it already does."""
+    return "To make it fit" if report.verdict == "no" else "For more room"
+
+
 def kv_pool_phrase(details: dict[str, object]) -> str | None:
     """vLLM's KV pool in words: the tokens it logs and how many requests of this ctx fit."""
     if "kv_cache_tokens" not in details:
@@ -160,7 +165,7 @@ def render_text(report: Report) -> str:
         lines.append(speed)
     lines += engine_lines(report)
     if report.suggestions:
-        lines += ["", "To make it fit:"]
+        lines += ["", f"{suggestions_title(report)}:"]
         lines += [f"  {s.change:<24} {format_bytes(s.total_bytes):>10}  ({s.why})"
                   for s in report.suggestions]
     if report.warnings:

@@ -133,5 +133,7 @@ def test_vllm_answer_explains_a_sliding_window_pool() -> None:
     hybrid = fits("google/gemma-3-27b-it bf16 engine=vllm gpu=h100 ctx=128k")
     assert hybrid.returncode == 0, hybrid.stderr
     assert "tokens per layer group; sliding-window layers keep only their window" in hybrid.stdout
+    # It fits, so its suggestions are offered for more room, not "to make it fit".
+    assert "For more room:" in hybrid.stdout and "To make it fit" not in hybrid.stdout
     dense = fits("meta-llama/Meta-Llama-3-8B bf16 engine=vllm gpu=h100")
     assert "KV cache holds" in dense.stdout and "(max concurrency at this ctx:" in dense.stdout

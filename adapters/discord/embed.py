@@ -19,6 +19,7 @@ from adapters.text import (
     engine_lines,
     limits_line,
     speed_line,
+    suggestions_title,
     verdict_sentence,
 )
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
@@ -94,7 +95,7 @@ def report_embed(report: Report) -> dict[str, Any]:
     if speed := speed_line(report):
         fields.append(_field("Speed", speed, False))
     if report.suggestions:
-        fields.append(_field("To make it fit", _lines(
+        fields.append(_field(suggestions_title(report), _lines(
             f"`{s.change}` {format_bytes(s.total_bytes)}" + (f" ({s.why})" if s.why else "")
             for s in report.suggestions), False))
     if report.warnings:

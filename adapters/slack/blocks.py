@@ -16,7 +16,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.text import VERDICT_WORDS, bar, breakdown_rows, kv_pool_phrase, verdict_sentence
+from adapters.text import (
+    VERDICT_WORDS,
+    bar,
+    breakdown_rows,
+    kv_pool_phrase,
+    suggestions_title,
+    verdict_sentence,
+)
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.errors import RateLimited, UserError
 from core.report import Report
@@ -246,7 +253,8 @@ def report_message(report: Report) -> Message:
         lines = [escape(f"• `{s.change}` → {format_bytes(s.total_bytes)}"
                         + (f" ({s.why})" if s.why else ""))
                  for s in report.suggestions]
-        blocks.append(section(lines_within(["*To make it fit*", *lines], SECTION_CHARS)))
+        blocks.append(section(lines_within([f"*{suggestions_title(report)}*", *lines],
+                                           SECTION_CHARS)))
     if report.warnings:
         lines = [f":warning: {escape(w)}" for w in report.warnings]
         blocks.append(section(lines_within(lines, SECTION_CHARS)))
