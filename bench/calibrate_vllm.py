@@ -3,6 +3,9 @@ the error on records each fit did not see (leave-one-out).
 
     python -m bench.calibrate_vllm
 
+It also reports the non-torch memory constants (per GPU, by release and tensor parallelism)
+against the medians of the logs they stand for.
+
 The model, per GPU: peak = base + max(max_num_seqs x vocab x sampler_bytes,
 max_num_batched_tokens x MLP width x ffn_bytes) + the fused-MoE workspace (derived, not fitted).
 The batch defaults come from the card (vllm serve's rule), vocab and MLP width from the model,
@@ -137,10 +140,48 @@ def report(era: str, data: list[Point]) -> None:
           f"max model left out {max(out_sample):.1%}")
 
 
+def non_torch_groups() -> dict[str, list[tuple[str, float]]]:
+    """Logged non-torch memory per GPU by release and tensor parallelism: (record id, bytes)."""
+    groups: dict[str, list[tuple[str, float]]] = {}
+    for c in run():
+        if c.engine != "vllm" or c.quantity != "overhead":
+            continue
+        sc = scenario(c.command)
+        version = sc.request.version
+        if version is not None and tuple(int(x) for x in version.split("."))[:2] < V1_DEFAULT:
+            continue  # V0 reported its non-torch memory differently (m002)
+        era = "tensor parallel" if sc.tp > 1 else (
+            "one GPU, 0.11 and older" if vllm.sorting_sampler(sc) else "one GPU, current")
+        groups.setdefault(era, []).append((c.id, c.measured))
+    return groups
+
+
+NON_TORCH_CONSTANTS = {"one GPU, current": vllm.NON_TORCH_SINGLE,
+                       "one GPU, 0.11 and older": vllm.NON_TORCH_SINGLE_UP_TO_0_11,
+                       "tensor parallel": vllm.NON_TORCH_TP}
+
+
+def report_non_torch() -> None:
+    """The non-torch constants stand for the medians of what the logs show (within 10 MiB);
+    the error column predicts each record by the median of the others."""
+    print("\n## Non-torch memory per GPU (CUDA context, NCCL, cuBLAS) after start-up\n")
+    print("| group | records | median MiB | constant MiB | leave-one-out median abs error |")
+    print("| --- | --- | --- | --- | --- |")
+    for era, rows in sorted(non_torch_groups().items()):
+        values = [b for _, b in rows]
+        median = statistics.median(values)
+        errors = [abs(statistics.median(values[:i] + values[i + 1:]) / v - 1)
+                  for i, v in enumerate(values)] if len(values) > 1 else [0.0]
+        print(f"| {era} | {len(rows)} ({', '.join(i for i, _ in rows[:6])}"
+              f"{' ...' if len(rows) > 6 else ''}) | {median / MIB:.0f} | "
+              f"{NON_TORCH_CONSTANTS[era] // MIB} | {statistics.median(errors):.1%} |")
+
+
 def main() -> None:
     by_era = points()
     report("vLLM 0.19 (current constants)", by_era[False])
     report("vLLM 0.11 and older (version=0.11)", by_era[True])
+    report_non_torch()
 
 
 if __name__ == "__main__":
