@@ -30,7 +30,7 @@ from core.spec import KvLayer, ModelSpec
 BLOCK_TOKENS = 16
 HYBRID_RELEASE = (0, 10)  # the release that turned the hybrid allocator on by default
 # vLLM uses the largest kind's count as the group size when the kinds differ by less than this
-# factor, to avoid padding most of a group (kv_cache_utils, "1.25 is just a magic number").
+# factor, to avoid padding most of a group (a heuristic in vLLM's kv_cache_utils).
 NEAR_EQUAL_KINDS = 1.25
 
 
