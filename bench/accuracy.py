@@ -12,20 +12,18 @@ records it does not map are listed as excluded. Every case runs through the real
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bench import training_reference
+from bench.reference_set import cases, records, training_cases
 from core.answer import estimate_command
 from core.parser import EstimateCommand, parse_command
 from core.report import Report
 
-HERE = Path(__file__).parent / "reference"
 GB = 10**9
 BYTE_UNITS = {"GiB": 1 << 30, "GB": 10**9, "MiB": 1 << 20, "MB": 10**6}
 COUNT_UNITS = ("tokens", "blocks", "count")
@@ -100,31 +98,6 @@ class Excluded:
     reason: str
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-# Records: the shared collection (copied unchanged) and the ones fits added, each with source
-# and quote. Cases: how each inference record maps to a fits command, or why it cannot.
-RECORD_FILES = ("measured-public.jsonl", "measured-added.jsonl")
-CASE_FILES = ("cases.jsonl", "cases-added.jsonl")
-
-
-def records() -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for name in RECORD_FILES:
-        if (HERE / name).exists():
-            for r in _jsonl(HERE / name):
-                if str(r["id"]) in out:
-                    raise ValueError(f"record id {r['id']} appears twice")
-                out[str(r["id"])] = r
-    return out
-
-
-def cases() -> list[dict[str, Any]]:
-    return [row for name in CASE_FILES if (HERE / name).exists() for row in _jsonl(HERE / name)]
-
-
 def estimate(command_text: str) -> Report:
     """One command through the real path; anything that does not estimate raises."""
     command = parse_command(command_text)
@@ -152,10 +125,6 @@ def compare_case(case: dict[str, Any], record: dict[str, Any]) -> list[Compariso
                               case["command"], value, float(getter(report)), is_bytes,
                               case["why"]))
     return out
-
-
-def training_cases() -> list[dict[str, Any]]:
-    return _jsonl(HERE / "training_cases.jsonl")
 
 
 def _training() -> list[Comparison]:

@@ -136,9 +136,7 @@ def _quantity_reason(c: Comparison) -> str:
 
 @lru_cache(maxsize=1)
 def _training_measures() -> dict[str, str]:
-    path = accuracy.HERE / "training_cases.jsonl"
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {str(r["id"]): str(r.get("measures", "")) for r in rows}
+    return {str(r["id"]): str(r.get("measures", "")) for r in accuracy.training_cases()}
 
 
 def _bits(weight_format: str) -> float | None:

@@ -15,17 +15,16 @@ the error on the held-out ones apart.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from bench.reference_set import HERE, load_jsonl
 from core.answer import estimate_command
 from core.parser import EstimateCommand, parse_command
 from core.report import Report
 
-CASES = Path(__file__).parent / "reference" / "speed_cases.jsonl"
+CASES = HERE / "speed_cases.jsonl"
 # The records each efficiency factor in core/speed.py was fitted on (their median ratio).
 FITTED_ON = {
     "CPU_DECODE_EFFICIENCY": ("s001", "s007", "s009", "s012"),
@@ -55,7 +54,7 @@ class Comparison:
 
 
 def records() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in CASES.read_text().splitlines() if line.strip()]
+    return load_jsonl(CASES)
 
 
 def estimate(text: str) -> Report:

@@ -11,14 +11,12 @@ total without the CUDA context; whole-process figures (nvidia-smi, "process") wi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
+from bench.reference_set import records, training_cases
 from core.answer import estimate_command
 from core.parser import EstimateCommand, parse_command
 
-HERE = Path(__file__).parent / "reference"
 UNITS = {"GiB": 1 << 30, "GB": 10**9, "MiB": 1 << 20, "MB": 10**6, "tokens": 1}
 
 
@@ -35,29 +33,19 @@ class Comparison:
         return (self.estimated_bytes - self.measured_bytes) / self.measured_bytes
 
 
-def records() -> dict[str, dict[str, object]]:
-    rows = (json.loads(line) for name in ("measured-public.jsonl", "measured-added.jsonl")
-            if (HERE / name).exists()
-            for line in (HERE / name).read_text().splitlines() if line.strip())
-    return {str(row["id"]): row for row in rows}
-
-
 def compare_all() -> list[Comparison]:
     refs = records()
     out = []
-    for line in (HERE / "training_cases.jsonl").read_text().splitlines():
-        if not line.strip():
-            continue
-        case = json.loads(line)
+    for case in training_cases():
         if "excluded" in case:  # bench.accuracy lists it with its reason
             continue
         record = refs[case["id"]]
-        measured = float(record["measured"][case["quantity"]]) * UNITS[case["unit"]]  # type: ignore[index]
+        measured = float(record["measured"][case["quantity"]]) * UNITS[case["unit"]]
         command = parse_command(case["command"])
         assert isinstance(command, EstimateCommand)
         report = estimate_command(command)
         if case["measures"] == "max_context":
-            measured = float(record["measured"][case["quantity"]])  # type: ignore[index]
+            measured = float(record["measured"][case["quantity"]])
             estimated = float(report.max_context or 0)
         else:
             estimated = report.total_bytes
