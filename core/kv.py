@@ -15,6 +15,16 @@ def layer_tokens(layer: KvLayer, ctx: int, honor_window: bool) -> int:
     return ctx
 
 
+def token_width(layer: KvLayer, *, latent: bool, transformers: bool = False) -> int:
+    """Elements one cached token costs in ``layer`` (0 for a recurrent state layer)."""
+    if layer.kind == "state":
+        return 0
+    if layer.kind == "latent" and latent:
+        return layer.latent_width + layer.extra_width
+    kv = (layer.k_width + layer.v_width) * (layer.hf_expand if transformers else 1)
+    return kv + layer.extra_width + layer.cross_width
+
+
 def kv_elements(spec: ModelSpec, ctx: int, *, latent: bool, honor_window: bool,
                 layers: range | None = None, transformers: bool = False) -> int:
     """Cached elements for one sequence of ``ctx`` tokens.
@@ -28,12 +38,9 @@ def kv_elements(spec: ModelSpec, ctx: int, *, latent: bool, honor_window: bool,
             continue
         if layer.kind == "state":
             total += layer.state_elements
-        elif layer.kind == "latent" and latent:
-            total += (layer.latent_width + layer.extra_width) * ctx
         else:
-            kv = (layer.k_width + layer.v_width) * (layer.hf_expand if transformers else 1)
-            width = kv + layer.extra_width + layer.cross_width
-            total += width * layer_tokens(layer, ctx, honor_window)
+            total += (token_width(layer, latent=latent, transformers=transformers)
+                      * layer_tokens(layer, ctx, honor_window))
     return total
 
 
@@ -47,12 +54,6 @@ def kv_bytes(spec: ModelSpec, ctx: int, batch: int, kv_type: str, *, latent: boo
 def kv_bytes_per_token(spec: ModelSpec, kv_type: str, *, latent: bool) -> float:
     """Bytes each cached token costs across layers (state layers do not grow with tokens).
 
-    Sliding-window layers count too: a cache's token capacity is quoted for tokens that all
-    still sit inside the window, as vLLM's "GPU KV cache size: N tokens" does."""
-    per = 0
-    for layer in spec.kv_layers:
-        if layer.kind == "latent" and latent:
-            per += layer.latent_width + layer.extra_width
-        elif layer.kind in ("full", "latent", "sliding"):
-            per += layer.k_width + layer.v_width + layer.extra_width + layer.cross_width
-    return per * KV_ELEMENT_BYTES[kv_type]
+    Sliding-window layers count too, for a token that still sits inside their window."""
+    return sum(token_width(layer, latent=latent) for layer in spec.kv_layers) \
+        * KV_ELEMENT_BYTES[kv_type]

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from core.kv import KV_ELEMENT_BYTES
+from core.kv import KV_ELEMENT_BYTES, token_width
 from core.spec import KvLayer, ModelSpec
 
 BLOCK_TOKENS = 16
@@ -72,10 +72,8 @@ class BlockLayout:
 
 def _layer_bytes(layer: KvLayer, spec: ModelSpec, kv_type: str, tp: int) -> float:
     """One layer's cache per token on one GPU."""
-    if layer.kind == "latent":
-        return (layer.latent_width + layer.extra_width) * KV_ELEMENT_BYTES[kv_type]
-    width = layer.k_width + layer.v_width + layer.extra_width + layer.cross_width
-    return width * KV_ELEMENT_BYTES[kv_type] / max(1, min(tp, spec.n_kv_heads or tp))
+    shares = 1 if layer.kind == "latent" else max(1, min(tp, spec.n_kv_heads or tp))
+    return token_width(layer, latent=True) * KV_ELEMENT_BYTES[kv_type] / shares
 
 
 def block_layout(spec: ModelSpec, kv_type: str, tp: int, *, hybrid: bool) -> BlockLayout:
