@@ -68,8 +68,8 @@ def points() -> dict[bool, list[Point]]:
         if c.engine != "vllm" or c.quantity != "activations":
             continue
         sc = scenario(c.command)
-        version = sc.request.version
-        if version is not None and tuple(int(x) for x in version.split("."))[:2] < V1_DEFAULT:
+        asked = vllm.release(sc)
+        if asked is not None and asked[:2] < V1_DEFAULT:
             continue
         tokens, seqs = vllm.batch_defaults(sc)
         out[vllm.sorting_sampler(sc)].append(
@@ -147,8 +147,8 @@ def non_torch_groups() -> dict[str, list[tuple[str, float]]]:
         if c.engine != "vllm" or c.quantity != "overhead":
             continue
         sc = scenario(c.command)
-        version = sc.request.version
-        if version is not None and tuple(int(x) for x in version.split("."))[:2] < V1_DEFAULT:
+        asked = vllm.release(sc)
+        if asked is not None and asked[:2] < V1_DEFAULT:
             continue  # V0 reported its non-torch memory differently (m002)
         era = "tensor parallel" if sc.tp > 1 else (
             "one GPU, 0.11 and older" if vllm.sorting_sampler(sc) else "one GPU, current")

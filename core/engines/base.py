@@ -14,6 +14,12 @@ MIB = 1 << 20
 # CUDA context, cuBLAS/cuDNN handles and workspaces of a PyTorch process. The context alone is
 # about 300 MB with lazy module loading (reference m239); cuBLAS adds its workspace on first use.
 TORCH_CUDA_OVERHEAD = 450 * MIB
+def release_numbers(version: str | None) -> tuple[int, ...] | None:
+    """A release as typed (version=0.11, bnb=0.43.1: the parser normalises it) as numbers to
+    compare; None stays None, meaning the current release."""
+    return tuple(int(part) for part in version.split(".")) if version else None
+
+
 # A ggml CUDA process: the context plus cuBLAS, without PyTorch's allocator.
 GGML_CUDA_OVERHEAD = 350 * MIB
 

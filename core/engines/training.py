@@ -16,7 +16,7 @@ from __future__ import annotations
 from math import ceil
 
 from core.engines.activations import activation_bytes
-from core.engines.base import TORCH_CUDA_OVERHEAD, EngineEstimate, Scenario
+from core.engines.base import TORCH_CUDA_OVERHEAD, EngineEstimate, Scenario, release_numbers
 from core.formats import WeightFormat, tensor_bytes, weight_bytes
 from core.spec import ModelSpec
 from core.tensors import Tensor
@@ -69,10 +69,8 @@ BNB_FREES_INPUTS = (0, 43, 2)
 
 def bnb_keeps_inputs(release: str | None) -> bool:
     """Whether the asked bitsandbytes release keeps 4-bit layers' inputs (None: current)."""
-    if release is None:
-        return False
-    parts = tuple(int(part) for part in release.split("."))
-    return parts + (0,) * (3 - len(parts)) < BNB_FREES_INPUTS
+    asked = release_numbers(release)
+    return asked is not None and asked < BNB_FREES_INPUTS  # (0, 43) < (0, 43, 2) as well
 
 
 def gc_of(sc: Scenario) -> bool:
@@ -180,8 +178,9 @@ def estimate(sc: Scenario) -> EngineEstimate:
     if req.train == "qlora":
         # bitsandbytes dequantizes one weight to bf16 for each matmul, forward and backward;
         # the largest such weight is a quantized one (the LM head stays in 16 bit, m063).
-        acts += 2 * _largest_quantized_linear(spec)
-        allocated_acts += 2 * _largest_quantized_linear(spec)
+        dequantized = 2 * _largest_quantized_linear(spec)
+        acts += dequantized
+        allocated_acts += dequantized
     assumptions.append(
         f"micro-batch {micro} x {req.ctx:,} tokens, {req.attn} attention, gradient checkpointing "
         f"{'on' if gc else 'off'}; " + {

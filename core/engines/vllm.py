@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.engines.base import GIB, MIB, EngineEstimate, Scenario
+from core.engines.base import GIB, MIB, EngineEstimate, Scenario, release_numbers
 from core.engines.vllm_kv import HYBRID_RELEASE, block_layout
 from core.formats import BYTES_16, tensor_bytes, weight_bytes
 from core.kv import KV_ELEMENT_BYTES
@@ -111,8 +111,7 @@ def _expert_bytes(sc: Scenario) -> int:
 
 def release(sc: Scenario) -> tuple[int, ...] | None:
     """The vLLM release asked for with version=, as numbers; None: the current one."""
-    version = sc.request.version
-    return tuple(int(part) for part in version.split(".")) if version else None
+    return release_numbers(sc.request.version)
 
 
 def sorting_sampler(sc: Scenario) -> bool:
