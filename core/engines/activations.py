@@ -155,6 +155,7 @@ def activation_bytes(spec: ModelSpec, *, batch: int, seq: int, attn: str, gc: bo
         layer += eager_scores_bytes(spec, batch, seq)
     head = head_bytes_per_token(spec, loss) * tokens
     if not gc:
-        return ActivationPeak(spec.n_layers * layer + head, spec.n_layers * layer + head)
+        together = spec.n_layers * layer + head
+        return ActivationPeak(together, together)
     inputs = spec.n_layers * ACT * spec.hidden * tokens
     return ActivationPeak(inputs + max(head, layer), inputs + head + layer)
