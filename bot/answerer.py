@@ -21,6 +21,7 @@ from core.parser import (
 from core.report import Report
 
 if TYPE_CHECKING:
+    from bot.compute import ReportRunner
     from bot.ratelimit import RateLimiter
     from core.hub import HubSettings
     from core.hub_cache import ConfigCache
@@ -28,11 +29,12 @@ if TYPE_CHECKING:
 
 class Answerer:
     def __init__(self, hub: HubSettings, cache: ConfigCache, limiter: RateLimiter,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, runner: ReportRunner | None = None) -> None:
         self.hub = hub
         self.cache = cache
         self.limiter = limiter
         self.metrics = metrics
+        self.runner = runner  # None: reports are computed here, on the caller's loop
 
     async def check_rate(self, caller: Caller) -> None:
         for key in caller.keys:
@@ -76,7 +78,10 @@ class Answerer:
                        config: dict[str, Any] | None = None) -> Report:
         from core.answer import estimate_command_async
 
-        return await estimate_command_async(command, self.hub, self.cache, config)
+        if self.runner is None:
+            return await estimate_command_async(command, self.hub, self.cache, config)
+        return await estimate_command_async(command, self.hub, self.cache, config,
+                                            run=self.runner.run)
 
     async def search_models(self, query: str, limit: int = 25) -> list[str]:
         """Model ids for autocomplete (bundled first, then the Hub, cached)."""

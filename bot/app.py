@@ -31,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.exposition import generate_latest
 
 from bot.answerer import Answerer
+from bot.compute import ReportRunner
 from bot.ratelimit import MemoryRateLimiter, RateLimiter
 from bot.settings import Settings
 from bot.surfaces import mount_surfaces
@@ -171,6 +172,7 @@ METRICS = web.AppKey("metrics", Metrics)
 READY = web.AppKey("ready", asyncio.Event)
 LIMITER = web.AppKey("limiter", RateLimiter)
 ANSWERER = web.AppKey("answerer", Answerer)
+RUNNER = web.AppKey("runner", ReportRunner)
 # What each surface is doing ("on (...)" / "off (why)"), for the start-up log.
 SURFACES = web.AppKey("surfaces", list[tuple[str, str]])
 
@@ -434,7 +436,14 @@ def create_app(settings: Settings) -> web.Application:
         app[CACHE] = CountingCache(make_cache(hub), metrics, settings.max_hub_fetches)
         app[LIMITER] = MemoryRateLimiter(settings.rate_limit_per_minute,
                                          settings.rate_limit_burst)
-    app[ANSWERER] = Answerer(hub, app[CACHE], app[LIMITER], metrics)
+    runner = ReportRunner(settings.estimate_processes, settings.estimate_budget_s)
+    app[RUNNER] = runner
+    app[ANSWERER] = Answerer(hub, app[CACHE], app[LIMITER], metrics, runner)
+
+    async def close_runner(_: web.Application) -> None:
+        await runner.close()
+
+    app.on_cleanup.append(close_runner)
     app[READY] = asyncio.Event()
     app.router.add_get("/api/v1/fits", fits_get)
     app.router.add_post("/api/v1/fits", fits_post)

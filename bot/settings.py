@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(default=20, ge=1, le=100_000,
                                   validation_alias="FITS_RATE_LIMIT_BURST")
     max_hub_fetches: int = Field(default=8, ge=1, le=1000, validation_alias="FITS_MAX_HUB_FETCHES")
+    # Reports that may be slow (llama.cpp answers, very large uploads) run in worker processes,
+    # each within a time budget (bot/compute.py).
+    estimate_processes: int | None = Field(default=None, ge=1, le=64,
+                                           validation_alias="FITS_ESTIMATE_PROCESSES")
+    estimate_budget_s: float = Field(default=10.0, ge=0.5, le=120.0,
+                                     validation_alias="FITS_ESTIMATE_BUDGET_S")
 
     # Shared state for several replicas (Hub cache, rate limits); unset: in-process.
     redis_url: SecretStr | None = Field(default=None, validation_alias="REDIS_URL")

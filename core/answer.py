@@ -4,15 +4,16 @@ estimate. ``estimate_command`` is the offline path; ``estimate_command_async`` a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.estimate import build_report
-from core.gpus import resolve_gpu
+from core.gpus import GpuSelection, resolve_gpu
 from core.parser import EstimateCommand
 from core.report import Report
-from core.resolve import from_config, resolve_offline
+from core.request import EstimateRequest
+from core.resolve import ResolvedModel, from_config, resolve_offline
 from core.units import format_bytes
 
 if TYPE_CHECKING:
@@ -21,37 +22,67 @@ if TYPE_CHECKING:
     from core.hub_cache import ConfigCache
 
 
-def estimate_command(command: EstimateCommand, config: dict[str, Any] | None = None) -> Report:
+@dataclass(frozen=True)
+class ReportJob:
+    """What build_report needs, resolved and checked: the part of an answer that is pure CPU
+    work, which the service may hand to a worker process (it pickles small: the model travels
+    as its recipe, see ResolvedModel.__reduce__)."""
+
+    request: EstimateRequest
+    model: ResolvedModel
+    gpu: GpuSelection
+    notes: tuple[str, ...] = ()
+
+    def run(self, deadline: float | None = None) -> Report:
+        return build_report(self.request, self.model, self.gpu, self.notes, deadline)
+
+
+RunJob = Callable[[ReportJob], Awaitable[Report]]
+
+
+def _command_notes(command: EstimateCommand) -> tuple[str, ...]:
+    return tuple(n for n in command.notes if "left for the engine" not in n)
+
+
+def offline_job(command: EstimateCommand, config: dict[str, Any] | None = None) -> ReportJob:
     request = command.request
     if config is not None:
         model = from_config(request.model, config, "config")
     else:
         model = resolve_offline(request.model)
-    gpu = resolve_gpu(request.gpu)
-    notes = tuple(n for n in command.notes if "left for the engine" not in n)
-    return build_report(request, model, gpu, notes)
+    return ReportJob(request, model, resolve_gpu(request.gpu), _command_notes(command))
+
+
+def estimate_command(command: EstimateCommand, config: dict[str, Any] | None = None) -> Report:
+    return offline_job(command, config).run()
+
+
+async def _run_here(job: ReportJob) -> Report:
+    return job.run()
 
 
 async def estimate_command_async(command: EstimateCommand, settings: HubSettings,
-                                 cache: ConfigCache, config: dict[str, Any] | None = None) -> Report:
+                                 cache: ConfigCache, config: dict[str, Any] | None = None,
+                                 run: RunJob = _run_here) -> Report:
     """``estimate_command`` with the Hub: the snapshot answers the ids it has (exact, instant),
     the Hub the others unless ``settings.offline`` (then the offline path and its 'did you
-    mean'). A GGUF repo asked without a quantization is answered for one of its own files."""
+    mean'). A GGUF repo asked without a quantization is answered for one of its own files.
+    ``run`` computes the report (the service's runs off the event loop when it may be slow)."""
     from core.hub import resolve_model  # the Hub path loads only when it is needed
 
     if config is not None:
-        return estimate_command(command, config)
+        return await run(offline_job(command, config))
     request = command.request
     found = await resolve_model(request.model, settings, cache)
     model = found.model
-    notes = tuple(n for n in command.notes if "left for the engine" not in n)
+    notes = _command_notes(command)
     if (found.gguf and request.quant is None and request.mode == "infer"
             and request.engine in (None, "llama.cpp", "ollama")):
         pick = found.default_gguf()
         if pick is not None:
             request = request.model_copy(update={"quant": pick.quant})
             notes = (*notes, f"a GGUF repo and no quantization given: its {pick.quant} file")
-    report = build_report(request, model, resolve_gpu(request.gpu), notes)
+    report = await run(ReportJob(request, model, resolve_gpu(request.gpu), notes))
     details: dict[str, object] = {}
     extra: list[str] = []
     if model.hub_params is not None:

@@ -3,6 +3,7 @@ suggest the smallest changes that make a "no" a "yes". Pure and synchronous."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -31,6 +32,14 @@ MAX_BATCH_CAP = 4096
 MAX_GPUS = 16
 
 
+class TooSlow(UserError):
+    """A report ran past its time budget (the service gives each one; the CLI none)."""
+
+    def __init__(self) -> None:
+        super().__init__("That question takes fits too long to work out.",
+                         "Ask about a smaller model, or fewer options at once.")
+
+
 @dataclass(frozen=True)
 class Setup:
     """A request bound to its model, GPU, engine and concrete weight format."""
@@ -41,6 +50,7 @@ class Setup:
     engine: str
     fmt: WeightFormat
     host: Host | None = None  # the CPU side (RAM, its bandwidth) for llama.cpp and Ollama
+    deadline: float | None = None  # time.monotonic() past which no further engine run starts
 
     def scenario(self, **changes: object) -> Scenario:
         req = self.request.model_copy(update=changes) if changes else self.request
@@ -48,6 +58,8 @@ class Setup:
                         self.gpu.usable_bytes, self.gpu.gpu.name)
 
     def run(self, **changes: object) -> EngineEstimate:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TooSlow()
         sc = self.scenario(**changes)
         engine = training.estimate if sc.request.mode == "train" else ENGINES[self.engine]
         return engine(sc)
@@ -69,10 +81,15 @@ class Setup:
 
 
 def _largest(ok: Callable[[int], bool], low: int, high: int) -> int | None:
-    """Largest n in [low, high] with ok(n), for a monotone ok; None if not even low."""
-    if not ok(low):
+    """Largest n in [low, high] with ok(n), for a monotone ok; None if not even low. Works on
+    whole numbers only and stops after 64 halvings (enough for any 64-bit range), whatever
+    ``ok`` does."""
+    low, high = int(low), int(high)
+    if high < low or not ok(low):
         return None
-    while low < high:
+    for _ in range(64):
+        if low >= high:
+            break
         mid = (low + high + 1) // 2
         if ok(mid):
             low = mid
@@ -82,7 +99,9 @@ def _largest(ok: Callable[[int], bool], low: int, high: int) -> int | None:
 
 
 def max_context(setup: Setup) -> int | None:
-    cap = min(setup.model.spec.max_position or MAX_CONTEXT_CAP, MAX_CONTEXT_CAP)
+    limit = setup.model.spec.max_position
+    cap = min(int(limit), MAX_CONTEXT_CAP) if isinstance(limit, int) and limit > 0 \
+        else MAX_CONTEXT_CAP
     return _largest(lambda n: setup.fits(setup.run(ctx=n, prompt=None)), 1, cap)
 
 
@@ -172,7 +191,9 @@ def _suggestions(setup: Setup, base: EngineEstimate, ctx_max: int | None,
 
 
 def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelection,
-                 notes: tuple[str, ...] = ()) -> Report:
+                 notes: tuple[str, ...] = (), deadline: float | None = None) -> Report:
+    """The whole answer. ``deadline`` (a time.monotonic() value) bounds the work: past it the
+    next engine run raises TooSlow."""
     spec = model.spec
     host: Host | None = None
     if request.mode == "infer":
@@ -192,7 +213,7 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         if ignored and request.mode == "infer":
             notes = (*notes, f"{', '.join(k + '=' for k in ignored)} describe the CPU side, which "
                      f"only llama.cpp and Ollama use; {engine} keeps everything on the GPU")
-    setup = Setup(request, model, gpu, engine, fmt, host)
+    setup = Setup(request, model, gpu, engine, fmt, host, deadline)
     est = setup.run()
     fits = setup.fits(est)
     usable = gpu.usable_bytes

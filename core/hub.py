@@ -283,7 +283,8 @@ def _model_from_ok(repo_id: str, record: dict[str, Any]) -> HubResolution:
             notes.append(f"{model_id} has no config.json fits could read: estimated as a "
                          f"Llama-style model of its exact {total:,} parameters")
             resolved = ResolvedModel(model_id, "hub", spec, (*notes, *spec.notes),
-                                     exact_params=False, hub_params=total)
+                                     exact_params=False, hub_params=total,
+                                     recipe=("size", total / 1e9))
             return HubResolution(resolved, gguf)
         raise UserError(f"{model_id} on the Hub has no config.json and names no base model.",
                         "Give its base model's id, or pass a config.json with --config.")
@@ -325,7 +326,7 @@ def _fallback(repo_id: str, reason: str) -> HubResolution:
         spec = spec_for_size(billions)
         note = f"the Hub {reason}: estimated from the size in the name, {billions:g}B"
         return HubResolution(ResolvedModel(repo_id, "size", spec, (note, *spec.notes),
-                                           exact_params=False))
+                                           exact_params=False, recipe=("size", billions)))
     note = f"the Hub {reason}: answered from the bundled snapshot"
     return HubResolution(replace(model, notes=(note, *model.notes)))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -9,10 +10,14 @@ from typing import Any, Literal
 
 from core import snapshot
 from core.architectures import build_spec
+from core.config_check import check_config
 from core.errors import ModelNotFound, UserError
 from core.spec import ModelSpec
 
 ModelSource = Literal["snapshot", "hub", "config", "size"]
+# How a spec was made, so another process can make it again instead of receiving thousands of
+# tensors: ("snapshot", id), ("config", config.json) or ("size", billions).
+SpecRecipe = tuple[str, Any]
 
 # Llama-style shapes for the size-only path: (billions, hidden, layers, heads, kv heads, ffn),
 # taken from Llama 3.2 1B/3B, Llama 3.1 8B/70B/405B, Qwen2.5 0.5B/1.5B/14B/32B.
@@ -34,6 +39,43 @@ class ResolvedModel:
     exact_params: bool = True
     quantization: dict[str, Any] | None = None  # the config's quantization_config, if any
     hub_params: int | None = None  # the exact count the Hub's safetensors metadata lists
+    recipe: SpecRecipe | None = None
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled (for the service's estimate workers) as its recipe, not its tensors: a
+        512-layer spec pickles in ~13 ms but builds from its config in ~6, and a worker keeps
+        the specs it built."""
+        if self.recipe is None:
+            return (_plain, (self.id, self.source, self.spec, self.notes, self.exact_params,
+                             self.quantization, self.hub_params))
+        return (_rebuilt, (self.id, self.source, self.recipe, self.notes, self.exact_params,
+                           self.quantization, self.hub_params))
+
+
+def _plain(*fields: Any) -> ResolvedModel:
+    return ResolvedModel(*fields)
+
+
+def _rebuilt(model_id: str, source: ModelSource, recipe: SpecRecipe, notes: tuple[str, ...],
+             exact: bool, quantization: dict[str, Any] | None,
+             hub_params: int | None) -> ResolvedModel:
+    return ResolvedModel(model_id, source, spec_from_recipe(recipe), notes, exact, quantization,
+                         hub_params, recipe)
+
+
+def spec_from_recipe(recipe: SpecRecipe) -> ModelSpec:
+    kind, value = recipe
+    if kind == "snapshot":
+        return _snapshot_model(str(value)).spec
+    if kind == "size":
+        return spec_for_size(float(value))
+    return _spec_from_json(json.dumps(value, sort_keys=True))
+
+
+@lru_cache(maxsize=64)
+def _spec_from_json(text: str) -> ModelSpec:
+    """Specs of checked configs, kept per process by their JSON text."""
+    return build_spec(json.loads(text))
 
 
 def parse_size(text: str) -> float | None:
@@ -75,24 +117,28 @@ def from_config(model_id: str, config: dict[str, Any], source: ModelSource,
                 notes: tuple[str, ...] = ()) -> ResolvedModel:
     if not isinstance(config, dict):
         raise UserError("That config.json is not a JSON object.", "Upload the model's config.json.")
+    if source != "snapshot":  # the bundled configs are checked once, by the tests
+        check_config(config)
     try:
         spec = build_spec(config)
     except UserError:
         raise
-    except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+    except (KeyError, TypeError, ValueError, ArithmeticError, IndexError,
+            AttributeError) as exc:
         raise UserError(f"That config.json could not be read as a model ({exc.__class__.__name__}"
                         f" on {str(exc)[:60]}).", "Check it is the model's own config.json.") from None
     quant = config.get("quantization_config")
     return ResolvedModel(model_id, source, spec, notes + spec.notes,
                          exact_params=not spec.approximate,
-                         quantization=quant if isinstance(quant, dict) else None)
+                         quantization=quant if isinstance(quant, dict) else None,
+                         recipe=("config", config))
 
 
 @lru_cache(maxsize=512)
 def _snapshot_model(repo_id: str) -> ResolvedModel:
     """Specs are built once per process: a snapshot entry never changes."""
     entry = snapshot.entries()[repo_id.lower()]
-    return from_config(entry.id, entry.config, "snapshot")
+    return replace(from_config(entry.id, entry.config, "snapshot"), recipe=("snapshot", entry.id))
 
 
 def resolve_offline(text: str) -> ResolvedModel:
@@ -100,7 +146,8 @@ def resolve_offline(text: str) -> ResolvedModel:
     billions = parse_size(text)
     if billions is not None:
         spec = spec_for_size(billions)
-        return ResolvedModel(text.lower(), "size", spec, spec.notes, exact_params=False)
+        return ResolvedModel(text.lower(), "size", spec, spec.notes, exact_params=False,
+                             recipe=("size", billions))
     entry, note = snapshot.lookup(text)
     if entry is not None:
         model = _snapshot_model(entry.id)
