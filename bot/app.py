@@ -27,12 +27,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from bot.answerer import Answerer
 from bot.compute import ReportRunner
 from bot.ratelimit import MemoryRateLimiter, RateLimiter
+from bot.redis_store import RedisLink
 from bot.settings import Settings
 from bot.surfaces import mount_surfaces
 from core.answer import Caller
@@ -126,6 +127,8 @@ class Metrics:
             self.requests.labels("api", outcome)
         for result in ("hit", "miss"):
             self.cache_lookups.labels(result)
+        self.redis_up = Gauge("fits_redis_up", "1 while Redis answers (0: this process's own "
+                              "state is used), when REDIS_URL is set.", registry=self.registry)
 
 
 class CountingCache(ConfigCache):
@@ -173,6 +176,7 @@ READY = web.AppKey("ready", asyncio.Event)
 LIMITER = web.AppKey("limiter", RateLimiter)
 ANSWERER = web.AppKey("answerer", Answerer)
 RUNNER = web.AppKey("runner", ReportRunner)
+REDIS = web.AppKey("redis", RedisLink)
 # What each surface is doing ("on (...)" / "off (why)"), for the start-up log.
 SURFACES = web.AppKey("surfaces", list[tuple[str, str]])
 
@@ -374,9 +378,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    if request.app[READY].is_set():
+    """503 until the snapshot is loaded. With Redis down the service still answers (from its
+    own state), so it stays in rotation: 200 with "degraded" and the reason. Taking every
+    replica out because their shared Redis hangs would turn a slower service into none."""
+    if not request.app[READY].is_set():
+        return web.json_response({"status": "starting"}, status=503)
+    link = request.app.get(REDIS)
+    if link is None:
         return web.json_response({"status": "ready"})
-    return web.json_response({"status": "starting"}, status=503)
+    return web.json_response({"status": "ready" if link.up else "degraded",
+                              "redis": link.state()})
 
 
 async def metrics_view(request: web.Request) -> web.Response:
@@ -419,17 +430,17 @@ def create_app(settings: Settings) -> web.Application:
     app[HUB] = hub
     app[METRICS] = metrics
     if settings.redis_url is not None:
-        from redis.asyncio import Redis
+        from bot.redis_store import RedisConfigCache, RedisLink, RedisRateLimiter
 
-        from bot.redis_store import RedisConfigCache, RedisRateLimiter
-
-        client = Redis.from_url(settings.redis_url.get_secret_value())
-        app[CACHE] = CountingCache(RedisConfigCache(client), metrics, settings.max_hub_fetches)
-        app[LIMITER] = RedisRateLimiter(client, settings.rate_limit_per_minute,
+        link = RedisLink.from_settings(settings)
+        app[REDIS] = link
+        app[CACHE] = CountingCache(RedisConfigCache(link), metrics, settings.max_hub_fetches)
+        app[LIMITER] = RedisRateLimiter(link, settings.rate_limit_per_minute,
                                         settings.rate_limit_burst)
+        metrics.redis_up.set_function(lambda: 1.0 if link.up else 0.0)
 
         async def close_redis(_: web.Application) -> None:
-            await client.aclose()
+            await link.close()
 
         app.on_cleanup.append(close_redis)
     else:

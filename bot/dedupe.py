@@ -5,10 +5,9 @@ GitHub redelivers a webhook (by hand or through its API, for 3 days) with the sa
 claims the id before it queues the work: only the first claim wins. When the work cannot be done
 (queue full, GitHub refused the comment) the claim is released, so that a redelivery runs again.
 
-In-process: a bounded store whose entries expire. On Redis (REDIS_URL): ``SET key NX EX``, one
-round trip that is atomic across replicas. Like bot/redis_store.py it fails open: with Redis
-down a claim succeeds (with a logged warning), because answering twice beats never answering,
-and the GitHub surface updates its earlier reply rather than posting another when it finds one.
+In-process: a bounded store whose entries expire. On Redis (REDIS_URL): bot/redis_store.py's
+RedisDedupe, atomic across replicas, which claims in this process as well and falls back to that
+while Redis is down, so that one replica never handles one delivery twice.
 """
 
 from __future__ import annotations
@@ -18,10 +17,6 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
 
 log = logging.getLogger("fits.dedupe")
 
@@ -69,33 +64,3 @@ class MemoryDedupe(DedupeStore):
 
     async def release(self, key: str) -> None:
         self._expiry.pop(key, None)
-
-
-class RedisDedupe(DedupeStore):
-    """Claims shared by every replica on one Redis."""
-
-    def __init__(self, client: Redis, ttl_s: float = DEFAULT_TTL_S,
-                 prefix: str = "fits:dedupe:") -> None:
-        self.client = client
-        self.ttl_s = max(1, int(ttl_s))
-        self.prefix = prefix
-
-    async def claim(self, key: str) -> bool:
-        from redis.exceptions import RedisError
-
-        try:
-            created = await self.client.set(self.prefix + key, b"1", nx=True, ex=self.ttl_s)
-        except RedisError as exc:
-            log.warning("redis dedupe claim failed; handling the delivery anyway",
-                        extra={"fields": {"error": type(exc).__name__}})
-            return True
-        return bool(created)
-
-    async def release(self, key: str) -> None:
-        from redis.exceptions import RedisError
-
-        try:
-            await self.client.delete(self.prefix + key)
-        except RedisError as exc:
-            log.warning("redis dedupe release failed",
-                        extra={"fields": {"error": type(exc).__name__}})

@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.dedupe import DedupeStore, MemoryDedupe, RedisDedupe
+from bot.dedupe import DedupeStore, MemoryDedupe
 from bot.settings import Settings
 from core.answer import Caller
 from core.errors import RateLimited, UserError
@@ -80,7 +80,6 @@ class KeyedLocks:
 class GitHubSurface:
     def __init__(self, *, secret: str, auth: Auth, api_url: str, answerer: Answerer,
                  metrics: Metrics, dedupe: DedupeStore, shutdown_timeout_s: float,
-                 close_store: Callable[[], Awaitable[None]] | None = None,
                  workers: int = WORKERS, queue_size: int = QUEUE_SIZE,
                  plain_repositories: frozenset[str] = frozenset()) -> None:
         self.secret = secret
@@ -91,7 +90,6 @@ class GitHubSurface:
         self.metrics = metrics
         self.dedupe = dedupe
         self.shutdown_timeout_s = shutdown_timeout_s
-        self.close_store = close_store
         self.workers = workers
         self.queue: asyncio.Queue[tuple[str, Job]] = asyncio.Queue(queue_size)
         self.client: GitHubClient | None = None
@@ -174,8 +172,6 @@ class GitHubSurface:
                     delivery_id, _ = self.queue.get_nowait()
                     self.queue.task_done()
                     await self.dedupe.release(_claim_key(delivery_id))
-                if self.close_store is not None:
-                    await self.close_store()
 
     async def drained(self) -> None:
         """Wait until every queued delivery has been handled."""
@@ -277,13 +273,16 @@ class GitHubSurface:
 GITHUB = web.AppKey("github", GitHubSurface)
 
 
-def _dedupe(settings: Settings) -> tuple[DedupeStore, str, Callable[[], Awaitable[None]] | None]:
-    if settings.redis_url is None:
-        return MemoryDedupe(), "in this process", None
-    from redis.asyncio import Redis
+def _dedupe(app: web.Application) -> tuple[DedupeStore, str]:
+    from bot.app import REDIS
+    from bot.dedupe import DEFAULT_TTL_S
 
-    client = Redis.from_url(settings.redis_url.get_secret_value())
-    return RedisDedupe(client), "on Redis", client.aclose
+    link = app.get(REDIS)
+    if link is None:
+        return MemoryDedupe(), "in this process"
+    from bot.redis_store import RedisDedupe
+
+    return RedisDedupe(link, DEFAULT_TTL_S), "on Redis"
 
 
 def mount(app: web.Application, settings: Settings) -> str:
@@ -314,11 +313,11 @@ def mount(app: web.Application, settings: Settings) -> str:
         who = f"as GitHub App {app_id}"
     else:
         auth, who = TokenAuth(token), "with GITHUB_TOKEN"
-    dedupe, where, close_store = _dedupe(settings)
+    dedupe, where = _dedupe(app)
     surface = GitHubSurface(secret=secret, auth=auth, api_url=settings.github_api_url,
                             answerer=app[ANSWERER], metrics=app[METRICS], dedupe=dedupe,
                             shutdown_timeout_s=settings.shutdown_timeout_s,
-                            close_store=close_store, workers=WORKERS, queue_size=QUEUE_SIZE,
+                            workers=WORKERS, queue_size=QUEUE_SIZE,
                             plain_repositories=settings.github_plain_repositories())
     app[GITHUB] = surface
     app.router.add_post(WEBHOOK_PATH, surface.webhook)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.hub import DEFAULT_ENDPOINT, HubSettings
@@ -41,8 +41,13 @@ class Settings(BaseSettings):
     estimate_budget_s: float = Field(default=10.0, ge=0.5, le=120.0,
                                      validation_alias="FITS_ESTIMATE_BUDGET_S")
 
-    # Shared state for several replicas (Hub cache, rate limits); unset: in-process.
+    # Shared state for several replicas (Hub cache, rate limits, de-duplication); unset:
+    # in-process. Every Redis call gives up after the timeout; after a failure Redis is left
+    # alone for the cooldown (bot/redis_store.py).
     redis_url: SecretStr | None = Field(default=None, validation_alias="REDIS_URL")
+    redis_timeout_s: float = Field(default=0.25, gt=0, le=10, validation_alias="FITS_REDIS_TIMEOUT_S")
+    redis_cooldown_s: float = Field(default=5.0, ge=0, le=600,
+                                    validation_alias="FITS_REDIS_COOLDOWN_S")
 
     hf_endpoint: str = Field(default=DEFAULT_ENDPOINT, validation_alias="HF_ENDPOINT")
     hf_token: SecretStr | None = Field(
@@ -89,6 +94,24 @@ class Settings(BaseSettings):
     # Repositories whose every issue also gets plain questions answered ("owner/name" or
     # "owner/*", comma-separated); elsewhere only issues with the label "fits" do.
     github_plain_questions: str = Field(default="", validation_alias="GITHUB_PLAIN_QUESTIONS")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_readable(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never repeats the URL: it may carry a password.
+        if value is None:
+            return None
+        from redis.connection import parse_url
+
+        url = value.get_secret_value().strip()
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("it must start with redis://, rediss:// or unix://, as in "
+                             "redis://redis:6379/0")
+        try:
+            parse_url(url)
+        except (ValueError, TypeError):
+            raise ValueError("it is not a Redis URL such as redis://redis:6379/0") from None
+        return SecretStr(url)
 
     def github_plain_repositories(self) -> frozenset[str]:
         return frozenset(part.strip().lower() for part in self.github_plain_questions.split(",")

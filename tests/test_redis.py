@@ -1,22 +1,22 @@
 """Shared state on a real redis-server (`.ci/run` installs it): the Hub cache and rate limits
-across two app instances, and what happens when Redis is gone."""
+across two app instances, and what happens when Redis is gone, hangs or comes back."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from redis.asyncio import Redis
-
-from bot.app import create_app
-from bot.redis_store import RedisConfigCache, RedisRateLimiter
+from bot.app import REDIS, create_app
+from bot.redis_store import RedisConfigCache, RedisLink, RedisRateLimiter, connect
 from tests.conftest import free_port
 from tests.test_service import make_settings
 
-QUERY = {"q": "meta-llama/Llama-2-7b q4 gpu=24GB"}
+QUERY = {"q": "meta-llama/Llama-2-7b q8 gpu=24GB engine=hf"}
+HANG_S = 60  # a batch that hangs fails here rather than forever
 
 
 async def test_the_hub_cache_is_shared_between_replicas(redis_url) -> None:
-    one, two = Redis.from_url(redis_url), Redis.from_url(redis_url)
+    one, two = RedisLink(connect(redis_url)), RedisLink(connect(redis_url))
     try:
         await RedisConfigCache(one).set("model:org/x", {"config": {"hidden_size": 8}}, 60)
         assert await RedisConfigCache(two).get("model:org/x") == {"config": {"hidden_size": 8}}
@@ -24,8 +24,8 @@ async def test_the_hub_cache_is_shared_between_replicas(redis_url) -> None:
         time.sleep(0.1)
         assert await RedisConfigCache(two).get("short") is None  # expired
     finally:
-        await one.aclose()
-        await two.aclose()
+        await one.close()
+        await two.close()
 
 
 async def test_rate_limits_are_shared_between_two_app_instances(redis_url, aiohttp_client):
@@ -41,11 +41,67 @@ async def test_rate_limits_are_shared_between_two_app_instances(redis_url, aioht
     assert int(limited.headers["Retry-After"]) >= 1
 
 
-async def test_without_redis_answers_still_come() -> None:
-    dead = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.2)
+async def test_without_redis_answers_still_come_and_limits_hold_per_process() -> None:
+    link = RedisLink(connect(f"redis://127.0.0.1:{free_port()}/0"), cooldown_s=60)
     try:
-        assert await RedisConfigCache(dead).get("anything") is None
-        await RedisConfigCache(dead).set("anything", 1, 10)  # logged, not raised
-        assert await RedisRateLimiter(dead, 60, 1).hit("caller") is None  # fails open
+        assert await RedisConfigCache(link).get("anything") is None
+        await RedisConfigCache(link).set("anything", 1, 10)  # logged, not raised
+        assert not link.up and link.state()["state"] == "down"
+        limiter = RedisRateLimiter(link, 60, 2)
+        assert await limiter.hit("caller") is None
+        assert await limiter.hit("caller") is None
+        assert await limiter.hit("caller") is not None  # this process's bucket still limits
+        assert link.failures == 1  # the breaker was open: nothing else touched the dead Redis
     finally:
-        await dead.aclose()
+        await link.close()
+
+
+async def _load(client, n: int = 200, concurrency: int = 20) -> list[int]:
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one() -> int:
+        async with slots:
+            resp = await client.get("/api/v1/fits", params=QUERY)
+            await resp.read()
+            return resp.status
+
+    return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(n))), HANG_S)
+
+
+async def test_a_hung_redis_costs_one_timeout_not_one_per_request(redis_server, aiohttp_client):
+    """SIGSTOP: Redis keeps its connections and answers nothing. Every request is still
+    answered; only the calls in flight when it hung wait for the timeout, then the breaker keeps
+    the rest away; readiness says "degraded" with the reason; after SIGCONT Redis is used again."""
+    settings = make_settings(REDIS_URL=redis_server.url, FITS_REDIS_TIMEOUT_S=0.2,
+                             FITS_REDIS_COOLDOWN_S=0.5)
+    client = await aiohttp_client(create_app(settings))
+    link = client.app[REDIS]
+    assert await _load(client, 20) == [200] * 20 and link.up
+    redis_server.pause()
+    try:
+        assert await _load(client) == [200] * 200
+        assert 1 <= link.failures <= 25  # at most the calls in flight (+ a probe per cooldown)
+        ready = await (await client.get("/readyz")).json()
+        assert ready["status"] == "degraded" and ready["redis"]["state"] == "down"
+        assert ready["redis"]["error"] == "TimeoutError"
+        metrics = await (await client.get("/metrics")).text()
+        assert "fits_redis_up 0.0" in metrics
+    finally:
+        redis_server.resume()
+    await asyncio.sleep(0.6)  # past the cooldown: the next call probes
+    assert await _load(client, 20) == [200] * 20
+    assert link.up
+    assert (await (await client.get("/readyz")).json())["status"] == "ready"
+
+
+async def test_a_killed_redis_under_load_drops_nothing(redis_server, aiohttp_client):
+    settings = make_settings(REDIS_URL=redis_server.url, FITS_REDIS_COOLDOWN_S=0.5)
+    client = await aiohttp_client(create_app(settings))
+
+    async def kill_soon() -> None:
+        await asyncio.sleep(0.05)
+        redis_server.stop()
+
+    statuses, _ = await asyncio.gather(_load(client, 300), kill_soon())
+    assert statuses == [200] * 300
+    assert not client.app[REDIS].up

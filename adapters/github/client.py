@@ -181,7 +181,8 @@ class GitHubClient:
     async def publish(self, job: Job, body: str | None) -> str:
         """Create or update our reply to ``job``; ``body`` None: the source asks nothing now, so
         an earlier reply (if any) says so and nothing new is posted. Returns what happened:
-        created, updated, unchanged, stale (a newer version was answered already) or none."""
+        created, updated, unchanged, stale (a newer version was answered already), none, or
+        "duplicate removed" (another replica's reply was first)."""
         for attempt in (1, 2):
             gh = self.api(await self.auth.token(self, job.installation_id))
             try:
@@ -209,19 +210,42 @@ class GitHubClient:
             return "updated"
         if body is None:
             return "none"
-        await gh.post(COMMENTS, where, data={"body": body}, extra_headers=HEADERS)
-        return "created"
+        created = await gh.post(COMMENTS, where, data={"body": body}, extra_headers=HEADERS)
+        mine = created.get("id") if isinstance(created, dict) else None
+        return await self._one_reply(gh, job, mine)
+
+    async def _one_reply(self, gh: GitHubAPI, job: Job, mine: Any) -> str:
+        """After posting: if another replica posted a reply to the same source at the same time
+        (possible only when their shared de-duplication was unavailable), the earliest reply
+        stays and each later one is deleted by whoever posted it, so one remains."""
+        ours = await self._ours(gh, job)
+        if not isinstance(mine, int) or len(ours) < 2:
+            return "created"
+        first = min(int(c["id"]) for c in ours)
+        if mine == first:
+            return "created"
+        await gh.delete("/repos/{owner}/{repo}/issues/comments/{comment_id}",
+                        {"owner": job.owner, "repo": job.repo, "comment_id": mine},
+                        extra_headers=HEADERS)
+        return "duplicate removed"
 
     async def _find(self, gh: GitHubAPI, job: Job) -> dict[str, Any] | None:
-        """Our earlier reply to this source: comments updated since the source was created."""
+        """Our earlier reply to this source (the earliest, should there be two)."""
+        ours = await self._ours(gh, job)
+        return min(ours, key=lambda c: int(c["id"])) if ours else None
+
+    async def _ours(self, gh: GitHubAPI, job: Job) -> list[dict[str, Any]]:
+        """Our replies to this source: comments updated since the source was created that carry
+        its marker and were written by us."""
         url_vars: dict[str, str | int] = {"owner": job.owner, "repo": job.repo,
                                           "number": job.number, "since": job.created_at,
                                           "per_page": 100}
+        out = []
         async for comment in gh.getiter(COMMENTS + "{?since,per_page}", url_vars,
                                         extra_headers=HEADERS):
             if not isinstance(comment, dict) or not isinstance(comment.get("id"), int):
                 continue
             found = read_marker(str(comment.get("body") or ""))
             if found and found[0] == job.reply_key and await self.auth.wrote(self, comment):
-                return comment
-        return None
+                out.append(comment)
+        return out

@@ -10,6 +10,8 @@ It serves what bot/github_surface.py asks for, answered the way api.github.com a
   header for the next page.
 - ``POST /repos/{o}/{r}/issues/{n}/comments``: 201; 422 past 65,536 characters.
 - ``PATCH /repos/{o}/{r}/issues/comments/{id}``: 200.
+- ``DELETE /repos/{o}/{r}/issues/comments/{id}``: 204 (404 when it is gone, 403 when it is
+  someone else's).
 
 It also plays GitHub's webhook side: ``comment_event``/``issue_event`` build payloads shaped like
 GitHub's, and ``deliver`` posts one, signed, to the app under test.
@@ -109,6 +111,7 @@ class FakeGitHub:
         app.router.add_get("/repos/{owner}/{repo}/issues/{number:\\d+}/comments", self._list)
         app.router.add_post("/repos/{owner}/{repo}/issues/{number:\\d+}/comments", self._create)
         app.router.add_patch("/repos/{owner}/{repo}/issues/comments/{id:\\d+}", self._update)
+        app.router.add_delete("/repos/{owner}/{repo}/issues/comments/{id:\\d+}", self._delete)
         return app
 
     # --- plumbing --------------------------------------------------------------------------------
@@ -212,6 +215,21 @@ class FakeGitHub:
         comment["body"] = body
         comment["updated_at"] = now_iso()
         return self._json(comment)
+
+
+    async def _delete(self, request: web.Request) -> web.Response:
+        who = self._identity(request)
+        comment_id = int(request.match_info["id"])
+        comment = self.comments.get(comment_id)
+        if comment is None:
+            return self._json({"message": "Not Found"}, 404)
+        if who is None or comment["user"] != who["user"]:
+            return self._json({"message": "Must have admin rights to Repository."}, 403)
+        del self.comments[comment_id]
+        for ids in self.threads.values():
+            if comment_id in ids:
+                ids.remove(comment_id)
+        return web.Response(status=204)
 
 
 # --- GitHub's webhook side ------------------------------------------------------------------------
