@@ -139,9 +139,10 @@ def render_gpus(answer: GpuListAnswer) -> str:
 
 
 def render_models(answer: ModelListAnswer) -> str:
+    note = f"\n\n> {answer.note}" if answer.note else ""
     if not answer.ids:
-        return f"No model matches {code_span(answer.query)}."
-    return "\n".join(f"- {code_span(model_id)}" for model_id in answer.ids)
+        return f"No model matches {code_span(answer.query)}.{note}"
+    return "\n".join(f"- {code_span(model_id)}" for model_id in answer.ids) + note
 
 
 def render_answer(answer: Answer) -> str:

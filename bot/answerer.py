@@ -64,10 +64,10 @@ class Answerer:
 
             return GpuListAnswer(command.query, search_gpus(command.query, limit=25))
         if isinstance(command, ModelsCommand):
-            from core.hub import search_models
+            from core.hub import find_models
 
-            ids = await search_models(command.query, self.hub, self.cache)
-            return ModelListAnswer(command.query, ids)
+            found = await find_models(command.query, self.hub, self.cache)
+            return ModelListAnswer(command.query, found.ids, found.note)
         assert isinstance(command, EstimateCommand)
         report = await self.estimate(command, config)
         if self.metrics is not None:

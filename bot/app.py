@@ -31,8 +31,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.exposition import generate_latest
 
 from bot.answerer import Answerer
+from bot.clients import client_address
 from bot.compute import ReportRunner
-from bot.ratelimit import MemoryRateLimiter, RateLimiter
+from bot.ratelimit import MemoryRateLimiter, NoRateLimits, RateLimiter
 from bot.redis_store import RedisLink
 from bot.settings import Settings
 from bot.surfaces import mount_surfaces
@@ -50,9 +51,14 @@ T = TypeVar("T")
 log = logging.getLogger("fits.service")
 
 MAX_BODY_BYTES = 1_000_000
+MAX_URL_BYTES = 8192  # a 2,000-character command, percent-encoded, fits with room to spare
+# What aiohttp's parser takes before it answers on its own (text/plain, outside the middleware):
+# well past MAX_URL_BYTES, so that every URL a client may plausibly send gets our JSON 414.
+MAX_LINE_BYTES = 65_536
 MAX_JSON_DEPTH = 32  # a config.json nests 3-5 levels; more is an attack on the parser
 API_HINT = ('Send GET /api/v1/fits?q=<command> or POST a JSON object such as {"q": "llama-2-7b q4 '
             'gpu=4090"}.')
+API_CONFIG_WAY = 'Or POST the command with its config.json as "config".'
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # The fields a POST may give instead of "q": the command language's keys, typed.
 FIELD_KEYS = frozenset(EstimateRequest.model_fields) - {"gpu_given"}
@@ -177,6 +183,7 @@ LIMITER = web.AppKey("limiter", RateLimiter)
 ANSWERER = web.AppKey("answerer", Answerer)
 RUNNER = web.AppKey("runner", ReportRunner)
 REDIS = web.AppKey("redis", RedisLink)
+PROXIES = web.AppKey("proxies", tuple)
 # What each surface is doing ("on (...)" / "off (why)"), for the start-up log.
 SURFACES = web.AppKey("surfaces", list[tuple[str, str]])
 
@@ -202,7 +209,27 @@ _HTTP_SENTENCES = {
     405: ("That method is not allowed here.", API_HINT),
     413: ("The request body is too large (limit 1 MB).",
           "Send the command, or the model's config.json, on its own."),
+    414: ("The URL is too long (limit 8 KB).",
+          "Send long commands, or a config.json, as POST /api/v1/fits with a JSON body."),
 }
+
+
+class HttpErrorLog(logging.LoggerAdapter[logging.Logger]):
+    """The logger aiohttp's connection handler writes to. It logs a request its parser refused
+    (a line or header past MAX_LINE_BYTES, not HTTP at all) with a traceback and the offending
+    bytes; here that is one line with the error's class and nothing the client sent."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("fits.http"), {})
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.pop("exc_info", None)
+        error = type(exc).__name__ if isinstance(exc, BaseException) else None
+        if error is None and level < logging.ERROR:
+            self.logger.log(level, msg, *args)
+            return
+        self.logger.warning("an HTTP request could not be read", extra={"fields": {
+            "error": error or "unknown"}})
 
 
 _SURFACE_PREFIXES = (("/api/", "api"), ("/slack/", "slack"), ("/discord/", "discord"),
@@ -227,6 +254,8 @@ async def request_middleware(request: web.Request,
     outcome, status = "ok", 0
     try:
         try:
+            if len(request.raw_path) > MAX_URL_BYTES:
+                raise web.HTTPRequestURITooLong()
             response = await handler(request)
         except RateLimited as err:
             outcome = "rate_limited"
@@ -236,7 +265,8 @@ async def request_middleware(request: web.Request,
             outcome = "user_error" if isinstance(err, UserError) else "bad_request"
             extra = ({"suggestions": err.suggestions}
                      if isinstance(err, ModelNotFound) and err.suggestions else None)
-            response = _error(getattr(err, "status", 400), err.message, err.hint, rid, extra)
+            hint = err.hint_with(API_CONFIG_WAY) if isinstance(err, UserError) else err.hint
+            response = _error(getattr(err, "status", 400), err.message, hint, rid, extra)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -335,7 +365,7 @@ async def _answer(request: web.Request, text: str,
                   config: dict[str, Any] | None) -> web.Response:
     from core.answer import GpuListAnswer, HelpAnswer, ModelListAnswer
 
-    caller = Caller((f"api:{request.remote or 'unknown'}",))
+    caller = Caller((f"api:{api_client(request)}",))
     answer = await request.app[ANSWERER].answer(text, caller, config)
     if isinstance(answer, HelpAnswer):
         return web.json_response({"text": answer.text})
@@ -345,8 +375,15 @@ async def _answer(request: web.Request, text: str,
                 for g in answer.gpus]
         return web.json_response({"gpus": gpus})
     if isinstance(answer, ModelListAnswer):
-        return web.json_response({"models": answer.ids})
+        return web.json_response({"models": answer.ids, **({"note": answer.note}
+                                                           if answer.note else {})})
     return web.Response(text=answer.model_dump_json(), content_type="application/json")
+
+
+def api_client(request: web.Request) -> str:
+    """The API caller's address (X-Forwarded-For believed only from FITS_TRUSTED_PROXIES)."""
+    return client_address(request.remote, request.headers.getall("X-Forwarded-For", []),
+                          request.app[PROXIES])
 
 
 async def fits_get(request: web.Request) -> web.Response:
@@ -423,7 +460,10 @@ async def _not_ready_on_shutdown(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     """The service, wired from ``settings``: one Hub cache shared by every request."""
-    app = web.Application(middlewares=[request_middleware], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[request_middleware], client_max_size=MAX_BODY_BYTES,
+                          handler_args={"max_line_size": MAX_LINE_BYTES,
+                                        "max_field_size": MAX_LINE_BYTES,
+                                        "logger": HttpErrorLog()})
     metrics = Metrics()
     hub = settings.hub()
     app[SETTINGS] = settings
@@ -447,6 +487,9 @@ def create_app(settings: Settings) -> web.Application:
         app[CACHE] = CountingCache(make_cache(hub), metrics, settings.max_hub_fetches)
         app[LIMITER] = MemoryRateLimiter(settings.rate_limit_per_minute,
                                          settings.rate_limit_burst)
+    if not settings.rate_limits:
+        app[LIMITER] = NoRateLimits()
+    app[PROXIES] = settings.proxy_networks()
     runner = ReportRunner(settings.estimate_processes, settings.estimate_budget_s)
     app[RUNNER] = runner
     app[ANSWERER] = Answerer(hub, app[CACHE], app[LIMITER], metrics, runner)

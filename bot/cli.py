@@ -42,6 +42,8 @@ MAX_CONFIG_BYTES = 2_000_000
 EXIT_USER_ERROR = 2
 
 
+CONFIG_WAY = "Or pass its config.json: fits --config config.json \"<model> ...\"."
+
 def _load_config(path: str) -> dict[str, Any]:
     file = Path(path)
     try:
@@ -83,12 +85,14 @@ def _hub() -> tuple[HubSettings, ConfigCache]:
 def _models(query: str) -> str:
     import asyncio
 
-    from core.hub import search_models
+    from core.hub import find_models
 
     settings, cache = _hub()
-    ids = asyncio.run(search_models(query, settings, cache))
+    found = asyncio.run(find_models(query, settings, cache))
     where = "bundled model" if settings.offline else "model"
-    return "\n".join(ids) if ids else f"No {where} matches '{query}'."
+    if found.note:
+        print(f"note: {found.note}", file=sys.stderr)
+    return "\n".join(found.ids) if found.ids else f"No {where} matches '{query}'."
 
 
 def run(text: str, *, as_json: bool, config: dict[str, Any] | None) -> str:
@@ -136,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except UserError as err:
         print(f"error: {err.message}", file=sys.stderr)
-        if err.hint:
-            print(f"hint: {err.hint}", file=sys.stderr)
+        hint = err.hint_with(CONFIG_WAY)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
         return EXIT_USER_ERROR
     return 0
 

@@ -83,6 +83,7 @@ class GitHubSurface:
                  workers: int = WORKERS, queue_size: int = QUEUE_SIZE,
                  plain_repositories: frozenset[str] = frozenset()) -> None:
         self.secret = secret
+        self.app_mode = auth.needs_installation
         self.plain_repositories = plain_repositories
         self.auth = auth
         self.api_url = api_url
@@ -126,6 +127,12 @@ class GitHubSurface:
             return self._refuse(err.status, err.message, hint)
         except MalformedPayload as err:
             return self._refuse(400, str(err), "Send GitHub's issues and issue_comment events.")
+        if not isinstance(outcome, Ignored) and self.app_mode and outcome.installation_id is None:
+            # A repository webhook pointed at an App deployment: there is no installation to
+            # reply as, so the delivery can never be answered. Say so to the sender now.
+            return self._refuse(400, "This delivery names no GitHub App installation.",
+                                "Deliver the App's own webhook (set in the App's settings), "
+                                "not a repository webhook, to this endpoint.")
         if isinstance(outcome, Ignored):
             log.debug("github delivery ignored", extra={"fields": {
                 "delivery": delivery.delivery_id, "event": delivery.event,

@@ -38,3 +38,10 @@ class MemoryRateLimiter(RateLimiter):
             return None
         self.buckets[key] = (tokens, now)
         return (1.0 - tokens) / self.rate if self.rate > 0 else float(IDLE_SECONDS)
+
+
+class NoRateLimits(RateLimiter):
+    """FITS_RATE_LIMITS=off: a private deployment that wants none."""
+
+    async def hit(self, key: str) -> float | None:
+        return None

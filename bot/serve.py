@@ -37,7 +37,8 @@ def serve() -> int:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = str(error["loc"][0]) if error["loc"] else "a setting"
-        print(f"error: the setting {where.upper()} is not valid ({error['msg']}).", file=sys.stderr)
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        print(f"error: the setting {where.upper()} is not valid ({reason}).", file=sys.stderr)
         return 2
     except UserError as err:
         print(f"error: {err.message}", file=sys.stderr)
@@ -50,8 +51,16 @@ def serve() -> int:
         "host": settings.host, "port": settings.port, "hub_offline": settings.hf_hub_offline,
         "hub_token": "set" if settings.hf_token else "unset",
         "shutdown_timeout_s": settings.shutdown_timeout_s}})
-    web.run_app(app, host=settings.host, port=settings.port,
-                shutdown_timeout=settings.shutdown_timeout_s, access_log=None, print=None)
+    try:
+        web.run_app(app, host=settings.host, port=settings.port,
+                    shutdown_timeout=settings.shutdown_timeout_s, access_log=None, print=None)
+    except OSError as exc:  # the port is taken, the address is not this host's, no permission
+        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+        print(f"error: fits-bot cannot listen on {settings.host}:{settings.port} "
+              f"({reason.lower()}).", file=sys.stderr)
+        print("hint: set PORT (and HOST) to an address of this machine that nothing else "
+              "uses.", file=sys.stderr)
+        return 1
     log.info("stopped")
     return 0
 

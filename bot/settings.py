@@ -8,12 +8,15 @@ names the CLI reads, documented in `.env.example`). Secrets are ``SecretStr``: t
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.hub import DEFAULT_ENDPOINT, HubSettings
+
+if TYPE_CHECKING:
+    from bot.clients import Network
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -33,6 +36,10 @@ class Settings(BaseSettings):
                                          validation_alias="FITS_RATE_LIMIT_PER_MINUTE")
     rate_limit_burst: int = Field(default=20, ge=1, le=100_000,
                                   validation_alias="FITS_RATE_LIMIT_BURST")
+    # A private deployment may switch the limits off; the default keeps them on.
+    rate_limits: bool = Field(default=True, validation_alias="FITS_RATE_LIMITS")
+    # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the API caller.
+    trusted_proxies: str = Field(default="", validation_alias="FITS_TRUSTED_PROXIES")
     max_hub_fetches: int = Field(default=8, ge=1, le=1000, validation_alias="FITS_MAX_HUB_FETCHES")
     # Reports that may be slow (llama.cpp answers, very large uploads) run in worker processes,
     # each within a time budget (bot/compute.py).
@@ -94,6 +101,19 @@ class Settings(BaseSettings):
     # Repositories whose every issue also gets plain questions answered ("owner/name" or
     # "owner/*", comma-separated); elsewhere only issues with the label "fits" do.
     github_plain_questions: str = Field(default="", validation_alias="GITHUB_PLAIN_QUESTIONS")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_readable(cls, value: str) -> str:
+        from bot.clients import parse_networks
+
+        parse_networks(value)
+        return value
+
+    def proxy_networks(self) -> tuple[Network, ...]:
+        from bot.clients import parse_networks
+
+        return parse_networks(self.trusted_proxies)
 
     @field_validator("redis_url")
     @classmethod

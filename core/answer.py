@@ -122,6 +122,7 @@ class GpuListAnswer:
 class ModelListAnswer:
     query: str
     ids: list[str]
+    note: str | None = None  # why the list may be short (the Hub refused to search)
 
 
 Answer = Report | HelpAnswer | GpuListAnswer | ModelListAnswer

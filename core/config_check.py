@@ -160,8 +160,10 @@ class _Sizes(BaseModel):
         experts = _first(self, "num_experts", "num_local_experts", "n_routed_experts",
                          "moe_num_experts")
         top_k = _first(self, "num_experts_per_tok", "experts_per_token", "moe_top_k", "moe_k")
-        if experts is not None and top_k is not None and top_k > experts > 0:
+        if experts is not None and top_k is not None and top_k > experts:
             raise ValueError(f"it routes each token to {top_k} experts but has only {experts}")
+        if experts and top_k == 0:
+            raise ValueError(f"it has {experts} experts but routes each token to none")
         if self.patch_size is not None and self.image_size is not None \
                 and self.patch_size > self.image_size:
             raise ValueError(f"its patch_size {self.patch_size} is larger than its image_size "

@@ -201,15 +201,20 @@ async def resolve_model(text: str, settings: HubSettings, cache: ConfigCache) ->
                 except ModelNotFound as err:
                     did = f"Did you mean {', '.join(err.suggestions)}? " if err.suggestions else ""
                     hint = (f"{did}The Hub was not asked: offline mode (HF_HUB_OFFLINE=1) is on; "
-                            "unset it, or pass the model's config.json with --config.")
-                    raise ModelNotFound(err.message, hint, err.suggestions) from None
+                            "unset it.")
+                    raise ModelNotFound(err.message, hint, err.suggestions,
+                                        config_helps=True) from None
         return await resolve_hub_details(text, settings, cache)
     try:
         return HubResolution(resolve_offline(text))
     except ModelNotFound as err:
         if settings.offline or err.suggestions:
             raise  # the snapshot's near misses are instant; the Hub is asked only without any
-        found = await _hub_search(text, settings, cache, 5)
+        try:
+            found = await _hub_search(text, settings, cache, 5)
+        except _BadToken:
+            raise ModelNotFound(err.message, f"{err.hint} {BAD_TOKEN_NOTE}",
+                                err.suggestions) from None
         if not found:
             raise
         raise ModelNotFound(err.message, f"Did you mean {', '.join(found)}?", found) from None
@@ -239,10 +244,11 @@ def _from_record(repo_id: str, record: dict[str, Any], settings: HubSettings) ->
     if kind == "too_large":
         raise UserError(f"The Hub's {record['file']} for {repo_id} is larger than a config can "
                         f"be ({int(record['limit']) / 1e6:g} MB); fits did not read it.",
-                        "Pass the model's real config.json with --config.")
+                        "Ask about its base model, or give a size such as 7b.", config_helps=True)
     if kind == "bad_config":
         raise UserError(f"The Hub's config.json for {repo_id} is not a model config "
-                        f"({record['why']}).", "Pass a working config.json with --config.")
+                        f"({record['why']}).", "Ask about its base model, or give a size such as "
+                        "7b.", config_helps=True)
     key = _memo_key(repo_id, record)
     if key is None:
         return _model_from_ok(repo_id, record)
@@ -287,7 +293,7 @@ def _model_from_ok(repo_id: str, record: dict[str, Any]) -> HubResolution:
                                      recipe=("size", total / 1e9))
             return HubResolution(resolved, gguf)
         raise UserError(f"{model_id} on the Hub has no config.json and names no base model.",
-                        "Give its base model's id, or pass a config.json with --config.")
+                        "Give its base model's id.", config_helps=True)
     if config_repo and str(config_repo).lower() != model_id.lower():
         notes.append(f"architecture from its base model {config_repo}")
     if "auto_map" in config:
@@ -321,8 +327,8 @@ def _fallback(repo_id: str, reason: str) -> HubResolution:
             did = f" Did you mean {', '.join(err.suggestions)}?" if err.suggestions else ""
             raise ModelNotFound(
                 f"The Hub {reason}, and the bundled snapshot does not have {repo_id}.",
-                f"Try again later, pass its config.json with --config, or give a size such as "
-                f"7b.{did}", err.suggestions) from None
+                f"Try again later, or give a size such as 7b.{did}", err.suggestions,
+                config_helps=True) from None
         spec = spec_for_size(billions)
         note = f"the Hub {reason}: estimated from the size in the name, {billions:g}B"
         return HubResolution(ResolvedModel(repo_id, "size", spec, (note, *spec.notes),
@@ -347,24 +353,48 @@ async def search_models(query: str, settings: HubSettings, cache: ConfigCache,
     """Ids for autocomplete and `fits models <query>`: bundled models that match, then the Hub's
     (most downloaded first), then the snapshot's near misses. The Hub part is cached, bounded by
     ``settings.search_deadline_s`` and left out when offline or failing."""
+    return (await find_models(query, settings, cache, limit)).ids
+
+
+@dataclass(frozen=True)
+class ModelSearch:
+    ids: list[str]
+    note: str | None = None  # why the Hub's part is missing, when the user can do something
+
+
+async def find_models(query: str, settings: HubSettings, cache: ConfigCache,
+                      limit: int = 25) -> ModelSearch:
+    """``search_models`` with a note when the Hub refused to search (a bad HF_TOKEN)."""
     q = query.strip()[:100]
     limit = max(1, min(limit, 100))
     local = snapshot.search(q, limit)
     words = q.lower().replace("/", " ").split()
     direct = [i for i in local if all(w in i.lower() for w in words)]
     near = [i for i in local if i not in direct]
-    hub = await _hub_search(q, settings, cache, limit) if len(direct) < limit and q else []
+    hub: list[str] = []
+    note = None
+    if len(direct) < limit and q:
+        try:
+            hub = await _hub_search(q, settings, cache, limit)
+        except _BadToken:
+            note = BAD_TOKEN_NOTE
     out: list[str] = []
     seen: set[str] = set()
     for repo in (*direct, *hub, *near):
         if repo.lower() not in seen:
             seen.add(repo.lower())
             out.append(repo)
-    return out[:limit]
+    return ModelSearch(out[:limit], note)
+
+
+BAD_TOKEN_NOTE = ("The Hub refused the HF_TOKEN this fits was given (invalid credentials), so "
+                  "it could not be searched.")
 
 
 async def _hub_search(query: str, settings: HubSettings, cache: ConfigCache,
                       limit: int) -> list[str]:
+    """The Hub's search; [] when it is offline, slow or failing. Raises _BadToken when the Hub
+    refuses the token: every search would fail the same way, and the user should hear why."""
     if settings.offline or not query.strip():
         return []
 
@@ -385,6 +415,11 @@ async def _hub_search(query: str, settings: HubSettings, cache: ConfigCache,
     except (TimeoutError, _HubDown) as exc:
         log.info("hub search for %r skipped: %s", query, getattr(exc, "reason", "deadline"))
         return []
+    except _NoAccess:
+        return []
+    except _BadToken:
+        log.warning("hub search refused: the HF_TOKEN given is not valid")
+        raise
 
 
 # --- fetching (runs once per key, in a single flight) -----------------------------------------

@@ -512,6 +512,10 @@ def _model(word: str) -> tuple[str, str | None]:
     return text, None
 
 
+MAX_ID_PART = 96  # the Hub's limit on an org and on a name
+MAX_MODEL_CHARS = 2 * MAX_ID_PART + 1  # org/name at their longest
+
+
 def classify_model(text: str) -> ModelKind:
     """'repo' (org/name), 'size' (7b, 1.5B, 125m) or 'name' (llama-2-7b); UserError if malformed."""
     hint = "Use a Hub id like meta-llama/Llama-2-7b-hf, a name like llama-2-7b, or a size like 7b."
@@ -524,9 +528,10 @@ def classify_model(text: str) -> ModelKind:
     if len(parts) > 2:
         raise UserError(f"A Hub model id has one '/', like org/name, not {quoted(text)}.", hint)
     for part in parts:
-        if len(part) > 96:
+        if len(part) > MAX_ID_PART:
             raise UserError(
-                f"Each part of a model id can be at most 96 characters ({quoted(part)}).", hint
+                f"Each part of a model id can be at most {MAX_ID_PART} characters "
+                f"({quoted(part)}).", hint
             )
         if _PART.fullmatch(part) is None:
             raise UserError(

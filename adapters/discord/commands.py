@@ -31,6 +31,7 @@ from adapters.discord.options import (
 )
 from adapters.discord.registration import commands_match
 from core.errors import UserError
+from core.parser import MAX_MODEL_CHARS
 
 log = logging.getLogger("fits.discord")
 
@@ -53,7 +54,8 @@ def build_tree(client: discord.Client, handler: CommandHandler) -> app_commands.
         config="A custom model's config.json (model then only names it)")
     @app_commands.choices(quant=_choices(QUANT_CHOICES), engine=_choices(ENGINE_CHOICES),
                           mode=_choices(MODE_CHOICES), train=_choices(TRAIN_CHOICES))
-    async def fits(interaction: discord.Interaction, model: app_commands.Range[str, 1, 200],
+    async def fits(interaction: discord.Interaction,
+                   model: app_commands.Range[str, 1, MAX_MODEL_CHARS],
                    quant: str | None = None, ctx: app_commands.Range[str, 1, 20] | None = None,
                    gpu: app_commands.Range[str, 1, 64] | None = None, engine: str | None = None,
                    mode: str | None = None, train: str | None = None,

@@ -80,7 +80,8 @@ def render_answer(answer: Answer) -> Reply:
 
 def render_error(error: UserError) -> Reply:
     """The sentence and its hint, for the asker only."""
-    text = f"**{error.message}**" + (f"\n{error.hint}" if error.hint else "")
+    hint = error.hint_with("Or attach its config.json as the config option of /fits.")
+    text = f"**{error.message}**" + (f"\n{hint}" if hint else "")
     return Reply(content=text, ephemeral=True)
 
 
@@ -156,8 +157,11 @@ def gpu_list_embed(answer: GpuListAnswer) -> dict[str, Any]:
 
 def model_list_embed(answer: ModelListAnswer) -> dict[str, Any]:
     description = _lines((f"`{i}`" for i in answer.ids), DESCRIPTION_MAX) or "No model matches."
-    return fit_embed({"title": f"Models matching {answer.query}", "color": INFO_COLOUR,
-                      "description": description})
+    embed: dict[str, Any] = {"title": f"Models matching {answer.query}", "color": INFO_COLOUR,
+                             "description": description}
+    if answer.note:
+        embed["footer"] = {"text": answer.note}
+    return fit_embed(embed)
 
 
 # --- staying inside Discord's limits ---------------------------------------------------------------

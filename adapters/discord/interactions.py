@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,13 +54,22 @@ def public_key_problem(public_key: str) -> str | None:
 
 
 class SignatureCheck:
-    """Discord's Ed25519 signature over the timestamp header followed by the raw body."""
+    """Discord's Ed25519 signature over the timestamp header followed by the raw body, and a
+    timestamp within ``max_age_s`` of now: a request captured once cannot be replayed later
+    (Discord does not say how fresh its timestamps are; Slack's five minutes is used)."""
 
-    def __init__(self, public_key: str) -> None:
+    def __init__(self, public_key: str, max_age_s: float = 300.0,
+                 clock: Callable[[], float] = time.time) -> None:
         self.key = VerifyKey(bytes.fromhex(public_key.strip()))
+        self.max_age_s = max_age_s
+        self.clock = clock
 
     def valid(self, signature: str | None, timestamp: str | None, body: bytes) -> bool:
         if not signature or not timestamp:
+            return False
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+            return False
+        if abs(self.clock() - int(timestamp)) > self.max_age_s:
             return False
         try:
             self.key.verify(timestamp.encode() + body, bytes.fromhex(signature))

@@ -61,6 +61,7 @@ def read_private_key(value: str) -> str:
 
 
 class Auth(ABC):
+    needs_installation = False  # an App acts per installation; a delivery must name one
     @abstractmethod
     async def token(self, client: GitHubClient, installation_id: int | None) -> str:
         """The token to act with on this installation's repositories."""
@@ -114,6 +115,8 @@ class TokenAuth(Auth):
 
 class AppAuth(Auth):
     """A GitHub App: a JWT for the App, exchanged for one token per installation."""
+
+    needs_installation = True
 
     def __init__(self, app_id: str, private_key: str) -> None:
         self.app_id = app_id

@@ -289,14 +289,17 @@ def gpus_message(answer: GpuListAnswer) -> Message:
 
 
 def models_message(answer: ModelListAnswer) -> Message:
+    notes = [escape(answer.note)] if answer.note else []
     if not answer.ids:
         said = f"No model matches “{answer.query}”."
         return message(said, [section(escape(said)), context(
-            ["Try part of a Hub id: `/fits models llama-3`, `/fits models qwen`."])])
+            ["Try part of a Hub id: `/fits models llama-3`, `/fits models qwen`.", *notes])])
     title = f"Models matching “{answer.query}”"
     lines = [f"• `{escape(model_id)}`" for model_id in answer.ids]
-    return message(f"{title}: {len(answer.ids)}",
-                   [section(lines_within([f"*{escape(title)}*", *lines], SECTION_CHARS))])
+    blocks = [section(lines_within([f"*{escape(title)}*", *lines], SECTION_CHARS))]
+    if notes:
+        blocks.append(context(notes))
+    return message(f"{title}: {len(answer.ids)}", blocks)
 
 
 def answer_message(answer: Answer) -> Message:
