@@ -4,10 +4,14 @@ test requests the way Slack signs them (../shared/docs/platforms.md §2).
 It serves:
 
 - the Web API under ``/api/`` (point ``AsyncWebClient(base_url=...)``, i.e. SLACK_API_URL, at
-  ``url + "/api/"``): ``auth.test`` (bolt calls it on the first request), ``chat.postMessage``
+  ``url + "/api/"``): ``auth.test`` (the service calls it once at start-up), ``chat.postMessage``
   (recorded) and ``apps.connections.open`` (Socket Mode: answers the websocket URL below). Every
   method checks ``Authorization: Bearer <token>`` and answers ``invalid_auth`` otherwise, with
-  HTTP 200 and ``ok: false`` as Slack does.
+  HTTP 200 and ``ok: false`` as Slack does. Knobs for auth.test: ``auth_delay`` (seconds it takes),
+  ``auth_error`` (an error it answers, e.g. ``token_revoked``), ``auth_outages`` (how many calls
+  answer HTTP 503 first, as an unreachable Slack behind a proxy does); ``post_outages`` does the
+  same for chat.postMessage.
+- ``order``: every Web API call and response_url message, in the order they arrived.
 - ``POST /respond/{key}``: a slash command's ``response_url``; each message received is recorded,
   with the time it arrived.
 - ``GET /link``: the Socket Mode websocket: ``hello`` first, then the envelopes a test pushes with
@@ -119,6 +123,11 @@ class FakeSlack:
         self.connected = asyncio.Event()
         self._socket: web.WebSocketResponse | None = None
         self.response_delay = 0.0  # seconds the response_url holds each answer
+        self.auth_delay = 0.0  # seconds auth.test takes to answer
+        self.auth_error: str | None = None  # what auth.test answers instead of ok
+        self.auth_outages = 0  # auth.test calls still to answer HTTP 503
+        self.post_outages = 0  # chat.postMessage calls still to answer HTTP 503
+        self.order: list[str] = []  # "auth.test", "chat.postMessage", "respond:<key>" ...
 
     # --- for tests -------------------------------------------------------------------------------
 
@@ -163,8 +172,14 @@ class FakeSlack:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         self.calls[method] += 1
+        self.order.append(method)
         auth = request.headers.get("Authorization", "")
         self.auth_seen.append(auth)
+        if method == "auth.test":
+            if self.auth_outages > 0:
+                self.auth_outages -= 1
+                return web.Response(status=503, text="upstream connect error")
+            await asyncio.sleep(self.auth_delay)
         wanted = self.app_token if method == "apps.connections.open" else self.bot_token
         if auth != f"Bearer {wanted}":
             return web.json_response({"ok": False, "error": "invalid_auth"})
@@ -172,11 +187,16 @@ class FakeSlack:
             args = await request.json()
         else:
             args = dict(await request.post())
+        if method == "auth.test" and self.auth_error:
+            return web.json_response({"ok": False, "error": self.auth_error})
         if method == "auth.test":
             return web.json_response({"ok": True, "url": "https://fits-test.slack.com/",
                                       "team": "Fits Test", "user": "fits", "team_id": TEAM_ID,
                                       "user_id": BOT_USER_ID, "bot_id": BOT_ID,
                                       "is_enterprise_install": False})
+        if method == "chat.postMessage" and self.post_outages > 0:
+            self.post_outages -= 1
+            return web.Response(status=503, text="upstream connect error")
         if method == "chat.postMessage":
             return await self._post_message(args)
         if method == "apps.connections.open":
@@ -212,6 +232,7 @@ class FakeSlack:
         if body.get("blocks") is not None and block_problems(body["blocks"]):
             return web.Response(status=400, text="invalid_blocks")
         self.arrivals[request.match_info["key"]] = time.perf_counter()
+        self.order.append(f"respond:{request.match_info['key']}")
         await self.responses.put((request.match_info["key"], body))
         return web.Response(text="ok")
 
