@@ -1,31 +1,38 @@
-"""Load on the service: start bot.app on a loopback port in this process, fire N requests at
-concurrency C, then print latency percentiles, throughput and the process's peak RSS before and
-after. Offline (HF_HUB_OFFLINE): nothing leaves the host. Rate limits are raised out of the way:
-this measures the service, not the limiter.
+"""Load on the service: `fits-bot serve` in its own process on a loopback port, N requests at
+concurrency C from this process, and a health probe beside them; latency percentiles,
+throughput, the statuses, /healthz latency under the load, and the service's peak memory.
+Offline (HF_HUB_OFFLINE): nothing leaves the host. Rate limits are raised out of the way: this
+measures the service, not the limiter.
 
-    python -m bench.load [-n 2000] [-c 50] [--surface api|slack|all] [--q "<command>" ...]
+    python -m bench.load [-n 2000] [-c 50] [--surface api|slack|all] [--hostile 0.1] [--write]
 
-- api: GET /api/v1/fits?q=... ; latency is the whole answer.
+- api: GET /api/v1/fits?q=... ; latency is the whole answer. With ``--hostile F`` a fraction F
+  of the requests are POSTs with the configs an attacker sends (a fractional context that once
+  looped forever, a billion layers, NaN, heads that do not divide, and the largest model the
+  checks allow, which is answered): every one must get a 4xx or a 200, never a 5xx.
 - slack: signed `/fits` slash commands (v0 HMAC over the form body, as Slack signs them) to
   POST /slack/events, with the Slack surface on in HTTP mode. Each command's response_url points
-  at a local fake Slack (tests/fakes/slack.py, which also answers bolt's auth.test), so two
-  figures come out: the ack (the HTTP response Slack needs within 3 s) and the time until the
-  Block Kit answer arrives at the response_url. The fake runs in the same process and event loop
-  as the service and the load generator, so it takes its share of the one CPU core they use, and
-  an ack is timed when the load generator reads it (an answer can arrive first). bolt checks for
-  the ack every 10 ms, so an idle service acks in about 10-15 ms.
+  at a fake Slack (tests/fakes/slack.py) in this process, so two figures come out: the ack (the
+  HTTP response Slack needs within 3 s) and the time until the Block Kit answer arrives.
+- the health probe: GET /healthz every 10 ms on a connection of its own for as long as the load
+  runs: what an orchestrator's liveness probe sees.
+
+``--write`` puts the table in docs/load.md and the summary line in the README.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
+import os
+import platform
 import socket
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +42,25 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # the fake Slack lives in tests/fakes
     sys.path.insert(0, str(ROOT))
 
-from bot.app import create_app  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from bench.generated import replace_block  # noqa: E402
 
 QUERIES = ("meta-llama/Llama-2-7b q4 ctx=4096 gpu=24GB", "llama3-8b awq engine=vllm gpu=4090",
            "Qwen/Qwen3-8B q8 ctx=32k gpu=3090", "7b mode=train train=qlora gpu=24GB")
 FORM = "application/x-www-form-urlencoded"
-
-
-def max_rss_mib() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+LLAMA = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+         "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 11008,
+         "vocab_size": 32000, "max_position_embeddings": 4096}
+# What an attacker POSTs (tests/test_config_check.py has each as a test): all but the last are
+# refused with a sentence; the last is the largest model the checks let through, answered.
+HOSTILE = (
+    {**LLAMA, "max_position_embeddings": 1.5},
+    {**LLAMA, "num_hidden_layers": 10**9},
+    {**LLAMA, "hidden_size": float("nan")},
+    {**LLAMA, "num_attention_heads": 30},
+    {**LLAMA, "vocab_size": 10**47},
+    {**LLAMA, "num_hidden_layers": 512},
+)
+HEALTH_EVERY_S = 0.01
 
 
 def free_port() -> int:
@@ -54,27 +69,113 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def bench_settings(**extra: Any) -> Settings:
-    fields: dict[str, Any] = {"HF_HUB_OFFLINE": True, "FITS_RATE_LIMIT_PER_MINUTE": 100_000,
-                              "FITS_RATE_LIMIT_BURST": 100_000, **extra}
-    return Settings(_env_file=None, **fields)
+@dataclass
+class Service:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def peak_rss_mib(self) -> float:
+        """The service's peak resident memory (its process and its estimate workers)."""
+        total = 0
+        for pid in [self.proc.pid, *_children(self.proc.pid)]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            total += next((int(line.split()[1]) for line in status.splitlines()
+                           if line.startswith("VmHWM:")), 0)
+        return total / 1024
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
-async def serve(app: web.Application) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out += [int(entry.name), *_children(int(entry.name))]
+    return out
+
+
+async def start_service(**env: str) -> Service:
+    """`python -m bot serve` on a free loopback port, ready (its /readyz answers 200)."""
     port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner, port
+    environ = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "HF_HUB_OFFLINE": "1",
+               "FITS_RATE_LIMIT_PER_MINUTE": "100000", "FITS_RATE_LIMIT_BURST": "100000",
+               **env}
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=environ, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    service = Service(proc, port)
+    deadline = time.monotonic() + 60
+    async with ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(f"{service.base}/readyz") as resp:
+                    if resp.status == 200:
+                        return service
+            except OSError:
+                pass
+            await asyncio.sleep(0.1)
+    service.stop()
+    raise RuntimeError("the service did not become ready within 60 s")
 
 
-def percentiles(name: str, seconds: list[float]) -> str:
+def percentile(seconds: list[float], q: float) -> float:
     ordered = sorted(seconds)
-    if not ordered:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def describe(name: str, seconds: list[float]) -> str:
+    if not seconds:
         return f"{name:<10} no samples"
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return (f"{name:<10} p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
-            f"max {ordered[-1] * 1000:.1f} ms")
+    return (f"{name:<10} p50 {ms(statistics.median(seconds))}, p99 {ms(percentile(seconds, 0.99))}"
+            f", max {ms(max(seconds))}")
+
+
+@dataclass
+class Probe:
+    """GET /healthz on its own connection every HEALTH_EVERY_S while the load runs."""
+
+    url: str
+    latencies: list[float] = field(default_factory=list)
+    failures: int = 0
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        async with ClientSession(connector=TCPConnector(limit=1),
+                                 timeout=ClientTimeout(total=10)) as session:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                try:
+                    async with session.get(self.url) as resp:
+                        await resp.read()
+                        ok = resp.status == 200
+                except (OSError, TimeoutError):
+                    ok = False
+                self.latencies.append(time.perf_counter() - start)
+                self.failures += not ok
+                await asyncio.sleep(HEALTH_EVERY_S)
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 async def fire(total: int, concurrency: int, time_limit_s: float,
@@ -97,47 +198,87 @@ async def fire(total: int, concurrency: int, time_limit_s: float,
         return time.perf_counter() - began
 
 
-async def run_api(total: int, concurrency: int, queries: tuple[str, ...],
-                  time_limit_s: float) -> int:
-    runner, port = await serve(create_app(bench_settings()))
-    rss_before = max_rss_mib()
-    url = f"http://127.0.0.1:{port}/api/v1/fits"
+@dataclass
+class Result:
+    surface: str
+    done: int
+    total: int
+    wall_s: float
+    latencies: list[float]
+    statuses: dict[int, int]
+    health: Probe
+    rss_mib: float
+    extra: list[str] = field(default_factory=list)
+    answer_latencies: list[float] = field(default_factory=list)
+    ok: bool = True
+
+    @property
+    def server_errors(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status >= 500)
+
+    def print(self) -> None:
+        print(f"requests   {self.done} of {self.total}; statuses {dict(sorted(self.statuses.items()))}")
+        print(describe("latency", self.latencies))
+        if self.answer_latencies:
+            print(describe("answer", self.answer_latencies) + "  (sent -> Block Kit answer)")
+        print(f"throughput {self.done / self.wall_s:.0f} requests/s over {self.wall_s:.2f} s")
+        print(describe("/healthz", self.health.latencies) +
+              f" over {len(self.health.latencies)} probes, {self.health.failures} failed")
+        print(f"peak RSS   {self.rss_mib:.0f} MiB (the service and its estimate workers)")
+        for line in self.extra:
+            print(line)
+
+
+async def run_api(total: int, concurrency: int, queries: tuple[str, ...], time_limit_s: float,
+                  hostile: float) -> Result:
+    service = await start_service()
+    url = f"{service.base}/api/v1/fits"
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    every = round(1 / hostile) if hostile > 0 else 0
 
     async def one(session: ClientSession, i: int) -> None:
         start = time.perf_counter()
-        async with session.get(url, params={"q": queries[i % len(queries)]}) as resp:
+        if every and i % every == every - 1:
+            config = HOSTILE[(i // every) % len(HOSTILE)]
+            request = session.post(url, json={"q": "my-model q4 gpu=24GB", "config": config})
+        else:
+            request = session.get(url, params={"q": queries[i % len(queries)]})
+        async with request as resp:
             await resp.read()
             statuses[resp.status] = statuses.get(resp.status, 0) + 1
         latencies.append(time.perf_counter() - start)
 
-    async with ClientSession() as warm:  # the first answer loads the estimator's tables
-        await (await warm.get(url, params={"q": queries[0]})).read()
-    wall = await fire(total, concurrency, time_limit_s, one)
-    await runner.cleanup()
-    done = len(latencies)
-    print("JSON API: GET /api/v1/fits")
-    print(f"requests   {done} of {total} at concurrency {concurrency}"
-          f"{' (time limit reached)' if done < total else ''}; statuses {statuses}")
-    print(percentiles("latency", latencies))
-    print(f"throughput {done / wall:.0f} requests/s over {wall:.2f} s")
-    print(f"max RSS    {rss_before:.0f} MiB before the load, {max_rss_mib():.0f} MiB after")
-    return 0 if statuses.keys() == {200} and done == total else 1
+    try:
+        async with ClientSession() as warm:  # the first answers load the estimator's tables
+            for q in queries:
+                await (await warm.get(url, params={"q": q})).read()
+        probe = Probe(f"{service.base}/healthz")
+        probing = asyncio.ensure_future(probe.run())
+        wall = await fire(total, concurrency, time_limit_s, one)
+        probe.stop()
+        await probing
+        rss = service.peak_rss_mib()
+    finally:
+        service.stop()
+    result = Result("api", len(latencies), total, wall, latencies, statuses, probe, rss)
+    result.ok = len(latencies) == total and result.server_errors == 0 and probe.failures == 0
+    return result
 
 
-async def run_slack(total: int, concurrency: int, queries: tuple[str, ...],
-                    time_limit_s: float) -> int:
+async def run_slack(total: int, concurrency: int, queries: tuple[str, ...], time_limit_s: float,
+                    hostile: float) -> Result:
     from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, sign, slash_body
 
     fake = FakeSlack()
-    fake_runner, fake_port = await serve(fake.app())
+    fake_runner = web.AppRunner(fake.app(), access_log=None)
+    await fake_runner.setup()
+    fake_port = free_port()
+    await web.TCPSite(fake_runner, "127.0.0.1", fake_port).start()
     fake.url = f"http://127.0.0.1:{fake_port}"
-    settings = bench_settings(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
-                              SLACK_API_URL=fake.api_url)
-    runner, port = await serve(create_app(settings))
-    rss_before = max_rss_mib()
-    url = f"http://127.0.0.1:{port}/slack/events"
+    service = await start_service(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                                  SLACK_API_URL=fake.api_url)
+    url = f"{service.base}/slack/events"
     acks: list[float] = []
     sent: dict[str, float] = {}
     statuses: dict[int, int] = {}
@@ -155,41 +296,67 @@ async def run_slack(total: int, concurrency: int, queries: tuple[str, ...],
     async def one(session: ClientSession, i: int) -> None:
         await command(session, f"r{i}", queries[i % len(queries)])
 
-    async with ClientSession() as warm:  # bolt's auth.test and the estimator's tables, once
-        await command(warm, "warm", queries[0])
-        await fake.next_response(timeout=30)
-    acks.clear()
-    sent.clear()
-    statuses.clear()
-    began = time.perf_counter()
-    await fire(total, concurrency, time_limit_s, one)
-    answers: list[tuple[str, dict[str, Any]]] = []
-    with_deadline = time.monotonic() + 60
-    while len(answers) < len(sent) and time.monotonic() < with_deadline:
-        try:
-            answers.append(await fake.next_response(timeout=max(0.1, with_deadline -
-                                                               time.monotonic())))
-        except TimeoutError:
-            break
+    try:
+        async with ClientSession() as warm:  # the estimator's tables, once
+            await command(warm, "warm", queries[0])
+            await fake.next_response(timeout=30)
+        acks.clear()
+        sent.clear()
+        statuses.clear()
+        probe = Probe(f"{service.base}/healthz")
+        probing = asyncio.ensure_future(probe.run())
+        began = time.perf_counter()
+        await fire(total, concurrency, time_limit_s, one)
+        answers: list[tuple[str, dict[str, Any]]] = []
+        with_deadline = time.monotonic() + 60
+        while len(answers) < len(sent) and time.monotonic() < with_deadline:
+            try:
+                answers.append(await fake.next_response(
+                    timeout=max(0.1, with_deadline - time.monotonic())))
+            except TimeoutError:
+                break
+        probe.stop()
+        await probing
+        rss = service.peak_rss_mib()
+    finally:
+        service.stop()
+        await fake_runner.cleanup()
     wall = (max(fake.arrivals[k] for k, _ in answers) - began) if answers else float("nan")
-    await runner.cleanup()
-    await fake_runner.cleanup()
     waits = [fake.arrivals[key] - sent[key] for key, _ in answers]
     not_reports = sum(1 for _, m in answers if not m["text"].startswith(("YES", "NO")))
-    done = len(acks)
-    print("Slack: signed /fits slash commands to POST /slack/events, answers at a response_url")
-    print(f"commands   {done} of {total} at concurrency {concurrency}"
-          f"{' (time limit reached)' if done < total else ''}; ack statuses {statuses}")
-    print(percentiles("ack", acks))
-    print(percentiles("answer", waits) + "  (command sent -> Block Kit at the response_url)")
-    print(f"answers    {len(answers)} of {done} arrived, {not_reports} not a report")
-    print(f"throughput {len(answers) / wall:.0f} answered commands/s over {wall:.2f} s")
-    print(f"max RSS    {rss_before:.0f} MiB before the load, {max_rss_mib():.0f} MiB after")
     slow_acks = sum(1 for a in acks if a >= 3.0)
-    if slow_acks:
-        print(f"WARNING    {slow_acks} acks took 3 s or more: Slack would show a timeout")
-    ok = statuses.keys() == {200} and len(answers) == done == total and not not_reports
-    return 0 if ok and not slow_acks else 1
+    result = Result("slack", len(acks), total, wall, acks, statuses, probe, rss,
+                    answer_latencies=waits)
+    result.extra.append(f"answers    {len(answers)} of {len(acks)} arrived, "
+                        f"{not_reports} not a report; {slow_acks} acks at 3 s or more")
+    result.ok = (statuses.keys() == {200} and len(answers) == len(acks) == total
+                 and not not_reports and not slow_acks and probe.failures == 0)
+    return result
+
+
+def table(results: list[Result], concurrency: int, hostile: float) -> str:
+    rows = ["| surface | requests | p50 | p99 | throughput | 5xx | /healthz p50 | /healthz p99 "
+            "| /healthz max | peak RSS |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+            "| ---: | ---: |"]
+    names = {"api": "JSON API, `GET /api/v1/fits`" + (
+        f" (1 in {round(1 / hostile)} a hostile config POST)" if hostile else ""),
+             "slack": "Slack, signed `/fits`: the ack"}
+    for r in results:
+        h = r.health.latencies
+        rows.append(f"| {names[r.surface]} | {r.done:,} | {ms(statistics.median(r.latencies))} | "
+                    f"{ms(percentile(r.latencies, 0.99))} | {r.done / r.wall_s:.0f}/s | "
+                    f"{r.server_errors} | {ms(statistics.median(h))} | {ms(percentile(h, 0.99))} | "
+                    f"{ms(max(h))} | {r.rss_mib:.0f} MiB |")
+        if r.answer_latencies:
+            rows.append(f"| Slack: command to Block Kit answer | | "
+                        f"{ms(statistics.median(r.answer_latencies))} | "
+                        f"{ms(percentile(r.answer_latencies, 0.99))} | | | | | | |")
+    machine = f"{os.cpu_count()} cores, Python {platform.python_version()}"
+    return "\n".join([
+        f"Measured by `python -m bench.load --surface all --hostile {hostile:g} --write` "
+        f"({results[0].total:,} requests at {concurrency} concurrent on loopback, offline; the "
+        f"service in its own process, the client and a /healthz probe every 10 ms in another; "
+        f"{machine}).", "", *rows])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,18 +365,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", "--concurrency", type=int, default=50)
     parser.add_argument("--surface", choices=("api", "slack", "all"), default="api")
     parser.add_argument("--q", action="append", help="command(s) to ask, in turn")
-    parser.add_argument("--time-limit", type=float, default=120.0, help="seconds at most")
+    parser.add_argument("--hostile", type=float, default=0.0,
+                        help="fraction of API requests that POST a hostile config (0.1: 1 in 10)")
+    parser.add_argument("--time-limit", type=float, default=180.0, help="seconds at most")
+    parser.add_argument("--write", action="store_true",
+                        help="write the table to docs/load.md and the summary to the README")
     args = parser.parse_args(argv)
     total = max(1, min(args.requests, 1_000_000))
     concurrency = max(1, min(args.concurrency, 1000))
+    hostile = max(0.0, min(args.hostile, 1.0))
     queries = tuple(args.q or QUERIES)
     runs = {"api": [run_api], "slack": [run_slack], "all": [run_api, run_slack]}[args.surface]
-    code = 0
+    results = []
     for i, run in enumerate(runs):
         if i:
             print()
-        code |= asyncio.run(run(total, concurrency, queries, args.time_limit))
-    return code
+        print("JSON API: GET /api/v1/fits" if run is run_api else
+              "Slack: signed /fits slash commands to POST /slack/events")
+        result = asyncio.run(run(total, concurrency, queries, args.time_limit, hostile))
+        result.print()
+        results.append(result)
+    if args.write:
+        text = table(results, concurrency, hostile)
+        replace_block(ROOT / "docs" / "load.md", "load", text)
+        api = next((r for r in results if r.surface == "api"), None)
+        if api is not None:
+            h = api.health.latencies
+            line = (f"Under load ({api.total:,} requests at {concurrency} concurrent, "
+                    f"{'1 in ' + str(round(1 / hostile)) + ' a hostile config, ' if hostile else ''}"
+                    f"the service in its own process): {api.done / api.wall_s:.0f} answers/s, "
+                    f"p99 {ms(percentile(api.latencies, 0.99))}, {api.server_errors} 5xx, "
+                    f"/healthz p99 {ms(percentile(h, 0.99))}; the table is in "
+                    f"[docs/load.md](docs/load.md).")
+            replace_block(ROOT / "README.md", "load", line)
+    return 0 if all(r.ok for r in results) else 1
 
 
 if __name__ == "__main__":

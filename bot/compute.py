@@ -80,7 +80,9 @@ class ReportRunner:
         self.processes = processes or max(1, min(4, os.cpu_count() or 1))
         self.budget_s = budget_s
         self.inline_slice_s = inline_slice_s
-        self.queue_limit = queue_limit or 64 * self.processes
+        # A chat answer that waits a few seconds beats "busy": the bound is for floods (each
+        # waiting job is a few kilobytes), which the per-caller rate limits meet first.
+        self.queue_limit = queue_limit or 512 * self.processes
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._inline = asyncio.Lock()
         self._slots = asyncio.Semaphore(self.processes)  # one job per worker at a time
