@@ -64,7 +64,7 @@ def mount(app: web.Application, settings: Settings) -> str:
 
     from adapters.discord import logs
     from adapters.discord.flow import OUTCOMES, CommandHandler
-    from bot.app import ANSWERER, METRICS
+    from bot.services import ANSWERER, METRICS
 
     logs.install()
     metrics = app[METRICS]

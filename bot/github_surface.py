@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from adapters.github.events import Job
     from adapters.github.reply import Section
     from bot.answerer import Answerer
-    from bot.app import Metrics
+    from bot.services import Metrics
 
 log = logging.getLogger("fits.github")
 
@@ -281,8 +281,8 @@ GITHUB = web.AppKey("github", GitHubSurface)
 
 
 def _dedupe(app: web.Application) -> tuple[DedupeStore, str]:
-    from bot.app import REDIS
     from bot.dedupe import DEFAULT_TTL_S
+    from bot.services import REDIS
 
     link = app.get(REDIS)
     if link is None:
@@ -307,7 +307,7 @@ def mount(app: web.Application, settings: Settings) -> str:
         return "off (set GITHUB_TOKEN, or GITHUB_APP_ID and GITHUB_PRIVATE_KEY, to reply)"
 
     from adapters.github.client import AppAuth, TokenAuth, read_private_key
-    from bot.app import ANSWERER, METRICS
+    from bot.services import ANSWERER, METRICS
 
     auth: Auth
     if app_id:

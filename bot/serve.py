@@ -26,7 +26,8 @@ def serve() -> int:
     os.environ.setdefault("HF_HUB_VERBOSITY", "error")
     from aiohttp import web
 
-    from bot.app import SURFACES, configure_logging, create_app
+    from bot.app import configure_logging, create_app
+    from bot.services import SURFACES
     from bot.settings import Settings
 
     try:

@@ -128,7 +128,7 @@ class Settings(BaseSettings):
             raise ValueError("it must start with redis://, rediss:// or unix://, as in "
                              "redis://redis:6379/0")
         try:
-            parse_url(url)
+            parse_url(url)  # type: ignore[no-untyped-call]
         except (ValueError, TypeError):
             raise ValueError("it is not a Redis URL such as redis://redis:6379/0") from None
         return SecretStr(url)

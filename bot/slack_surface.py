@@ -99,7 +99,7 @@ def mount(app: web.Application, settings: Settings) -> str:
     from slack_sdk.web.async_client import AsyncWebClient
 
     from adapters.slack.listeners import SlackListeners
-    from bot.app import ANSWERER, METRICS
+    from bot.services import ANSWERER, METRICS
 
     metrics = app[METRICS]
     for outcome in OUTCOMES:
@@ -154,7 +154,7 @@ def mount(app: web.Application, settings: Settings) -> str:
 
 def _event_claims(app: web.Application) -> DedupeStore:
     """Where event ids are claimed: shared by the replicas on Redis, else this process's."""
-    from bot.app import REDIS
+    from bot.services import REDIS
 
     link = app.get(REDIS)
     if link is None:
