@@ -12,6 +12,7 @@ MalformedPayload, which the webhook answers with 400.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,8 +20,6 @@ from adapters.github.commands import may_ask
 from adapters.github.reply import MARKER_OPEN
 
 OPT_IN_LABEL = "fits"  # on an issue: also answer plain-text questions there
-HANDLED = {"issues": frozenset({"opened", "edited", "labeled"}),
-           "issue_comment": frozenset({"created", "edited"})}
 
 
 class MalformedPayload(ValueError):
@@ -108,17 +107,104 @@ def plain_questions_wanted(owner: str, repo: str, repositories: frozenset[str]) 
     return f"{owner}/{repo}" in repositories or f"{owner}/*" in repositories
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What every handled event carries, read and checked once."""
+
+    event: str
+    action: str
+    data: dict[str, Any]
+    issue: dict[str, Any]
+    repository: dict[str, Any]
+    owner: dict[str, Any]
+    sender: dict[str, Any]
+    installation_id: int | None
+    free_text: bool  # plain questions are read here (the opt-in label, or the repository)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The text that asks: an issue's title and body, or a comment."""
+
+    kind: Literal["issue", "issue-comment"]
+    obj: dict[str, Any]
+    id: int
+    title: str
+
+
+Handler = Callable[[Delivery], "Source | Ignored"]
+
+
+class Router:
+    """Handlers registered by event and action (bedevere's pattern): supporting another event
+    is one more registered function, never another branch in ``interpret``."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[tuple[str, str], Handler] = {}
+
+    def register(self, event: str, *actions: str) -> Callable[[Handler], Handler]:
+        def add(handler: Handler) -> Handler:
+            for action in actions:
+                self._handlers[(event, action)] = handler
+            return handler
+
+        return add
+
+    def events(self) -> frozenset[str]:
+        return frozenset(event for event, _ in self._handlers)
+
+    def handler(self, event: str, action: str) -> Handler | None:
+        return self._handlers.get((event, action))
+
+
+router = Router()
+
+
+@router.register("issues", "opened", "edited")
+def issue_body(delivery: Delivery) -> Source | Ignored:
+    issue = delivery.issue
+    return Source("issue", issue, _get(issue, "number", int, "issue"),
+                  _get(issue, "title", str, "issue"))
+
+
+@router.register("issues", "labeled")
+def issue_labeled(delivery: Delivery) -> Source | Ignored:
+    """Adding the opt-in label asks fits to read the issue's plain text now."""
+    label = delivery.data.get("label")
+    if not isinstance(label, dict) or str(label.get("name", "")).lower() != OPT_IN_LABEL:
+        return Ignored("another label was added")
+    return issue_body(delivery)
+
+
+@router.register("issue_comment", "created", "edited")
+def comment(delivery: Delivery) -> Source | Ignored:
+    obj = _obj(delivery.data, "comment", "payload")
+    return Source("issue-comment", obj, _get(obj, "id", int, "comment"), "")
+
+
 def interpret(event: str, data: Any,
               plain_repositories: frozenset[str] = frozenset()) -> Job | Ignored:
     """What to do with one delivery (see the module docstring). Plain questions are read on
     issues with the opt-in label, and on every issue of ``plain_repositories``."""
-    if event not in HANDLED:
+    if event not in router.events():
         return Ignored(f"the {event} event is not handled")
     if not isinstance(data, dict):
         raise MalformedPayload("The payload is not a JSON object.")
     action = _get(data, "action", str, "payload")
-    if action not in HANDLED[event]:
+    handler = router.handler(event, action)
+    if handler is None:
         return Ignored(f"{event}.{action} is not handled")
+    delivery = _delivery(event, action, data, plain_repositories)
+    if isinstance(delivery, Ignored):
+        return delivery
+    source = handler(delivery)
+    if isinstance(source, Ignored):
+        return source
+    return _job(delivery, source)
+
+
+def _delivery(event: str, action: str, data: dict[str, Any],
+              plain_repositories: frozenset[str]) -> Delivery | Ignored:
     issue = _obj(data, "issue", "payload")
     repository = _obj(data, "repository", "payload")
     owner = _obj(repository, "owner", "repository")
@@ -133,41 +219,38 @@ def interpret(event: str, data: Any,
         return Ignored("the sender is a bot")
     free_text = OPT_IN_LABEL in _labels(issue) or plain_questions_wanted(
         str(owner.get("login", "")), str(repository.get("name", "")), plain_repositories)
-    number = _get(issue, "number", int, "issue")
-    if event == "issues":
-        source: Literal["issue", "issue-comment"] = "issue"
-        source_obj, source_id, title = issue, number, _get(issue, "title", str, "issue")
-        if action == "labeled":
-            label = data.get("label")
-            if not isinstance(label, dict) or str(label.get("name", "")).lower() != OPT_IN_LABEL:
-                return Ignored("another label was added")
-    else:
-        source = "issue-comment"
-        source_obj = _obj(data, "comment", "payload")
-        source_id, title = _get(source_obj, "id", int, "comment"), ""
-    body = _body(source_obj, "issue" if source == "issue" else "comment")
+    return Delivery(event, action, data, issue, repository, owner, sender, installation_id,
+                    free_text)
+
+
+def _job(delivery: Delivery, source: Source) -> Job | Ignored:
+    """The job for a source, unless it asks nothing (now, and before an edit)."""
+    body = _body(source.obj, "issue" if source.kind == "issue" else "comment")
     if MARKER_OPEN in body:
         return Ignored("the body is one of our replies")
-    asks = may_ask(f"{title}\n{body}", free_text=free_text)
-    if action == "edited":
-        changes = data.get("changes")
+    free_text = delivery.free_text
+    asks = may_ask(f"{source.title}\n{body}", free_text=free_text)
+    if delivery.action == "edited":
+        changes = delivery.data.get("changes")
         read = {"body", "title"} if free_text else {"body"}  # the title is read as free text
         if isinstance(changes, dict) and not read & set(changes):
             return Ignored("the edit changed nothing we read")
-        before = _previous_body(data)
+        before = _previous_body(delivery.data)
         asks = asks or (before is not None and may_ask(before, free_text=free_text))
     if not asks:
         return Ignored("nothing is asked")
+    repository, owner, sender = delivery.repository, delivery.owner, delivery.sender
     return Job(
-        action=action,
+        action=delivery.action,
         owner=_get(owner, "login", str, "repository.owner"),
         repo=_get(repository, "name", str, "repository"),
         repo_id=_get(repository, "id", int, "repository"),
-        number=number, source=source, source_id=source_id,
-        created_at=_get(source_obj, "created_at", str, source),
-        updated_at=_get(source_obj, "updated_at", str, source),
-        title=title, body=body, free_text=free_text,
+        number=_get(delivery.issue, "number", int, "issue"),
+        source=source.kind, source_id=source.id,
+        created_at=_get(source.obj, "created_at", str, source.kind),
+        updated_at=_get(source.obj, "updated_at", str, source.kind),
+        title=source.title, body=body, free_text=free_text,
         sender_login=_get(sender, "login", str, "sender"),
         sender_id=_get(sender, "id", int, "sender"),
-        installation_id=installation_id,
+        installation_id=delivery.installation_id,
     )
