@@ -36,7 +36,7 @@ class RedisServer:
 
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed (.ci/run installs it)"
+        assert binary, "redis-server is not installed: run bash scripts/test.sh, which installs it"
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1",

@@ -52,13 +52,13 @@ def test_compose_passes_every_setting_of_env_example() -> None:
 
 
 def test_compose_file_validates() -> None:
-    # `docker compose config` where the v2 plugin exists, else docker-compose (apt, via .ci/run).
+    # `docker compose config` where the v2 plugin exists, else docker-compose (apt, via scripts/test.sh).
     plugin = subprocess.run(["docker", "compose", "version"], capture_output=True,
                             check=False) if shutil.which("docker") else None
     if plugin is not None and plugin.returncode == 0:
         command = ["docker", "compose"]
     else:
-        assert shutil.which("docker-compose"), "docker-compose is not installed (.ci/run does it)"
+        assert shutil.which("docker-compose"), "docker-compose is not installed: run bash scripts/test.sh, which installs it"
         command = ["docker-compose"]
     out = subprocess.run([*command, "-f", str(DEPLOY / "compose.yaml"), "config", "--quiet"],
                          capture_output=True, text=True, cwd=ROOT, env={**os.environ,

@@ -1,4 +1,4 @@
-"""Shared state on a real redis-server (`.ci/run` installs it): the Hub cache and rate limits
+"""Shared state on a real redis-server (`bash scripts/test.sh` installs it): the Hub cache and rate limits
 across two app instances, and what happens when Redis is gone, hangs or comes back."""
 
 from __future__ import annotations
