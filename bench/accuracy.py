@@ -26,7 +26,6 @@ from core.report import Report
 
 GB = 10**9
 BYTE_UNITS = {"GiB": 1 << 30, "GB": 10**9, "MiB": 1 << 20, "MB": 10**6}
-COUNT_UNITS = ("tokens", "blocks", "count")
 
 
 def _details(key: str) -> Callable[[Report], float]:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -65,8 +66,8 @@ def main() -> None:
     for text in COMMANDS:
         setup = setup_for(text)
         est = per_call(setup.run, 2000)
-        pre = per_call(lambda t=text: parse_resolve_estimate(t), 500)
-        full = per_call(lambda t=text: full_report(t), 20)
+        pre = per_call(functools.partial(parse_resolve_estimate, text), 500)
+        full = per_call(functools.partial(full_report, text), 20)
         print(f"{text:<66} {est * 1e6:>8.1f}us {pre * 1e6:>12.1f}us {full * 1e3:>10.2f}ms")
 
 

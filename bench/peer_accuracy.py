@@ -50,7 +50,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from bench import accuracy, peers
+from bench import accuracy, peers, reference_set
 from bench.accuracy import Comparison
 from core.answer import estimate_command
 from core.parser import EstimateCommand, parse_command
@@ -136,7 +136,7 @@ def _quantity_reason(c: Comparison) -> str:
 
 @lru_cache(maxsize=1)
 def _training_measures() -> dict[str, str]:
-    return {str(r["id"]): str(r.get("measures", "")) for r in accuracy.training_cases()}
+    return {str(r["id"]): str(r.get("measures", "")) for r in reference_set.training_cases()}
 
 
 def _bits(weight_format: str) -> float | None:
@@ -234,7 +234,7 @@ def target_for(c: Comparison, records: Mapping[str, Mapping[str, Any]]) -> Targe
 
 
 def targets(comparisons: Iterable[Comparison]) -> list[Target]:
-    records = accuracy.records()
+    records = reference_set.records()
     return [target_for(c, records) for c in comparisons]
 
 

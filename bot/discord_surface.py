@@ -44,7 +44,6 @@ OFF = ("off (set DISCORD_BOT_TOKEN for the gateway bot, or DISCORD_PUBLIC_KEY fo
 LOGIN_RETRY_S = (5.0, 300.0)  # first and longest wait between failed logins
 # Gateway close codes that no retry can fix: bad token, bad shard or intents settings.
 FATAL_CLOSE_CODES = frozenset({4004, 4010, 4011, 4012, 4013, 4014})
-Lifecycle = Callable[[web.Application], AsyncIterator[None]]
 
 
 def _secret(value: object) -> str:

@@ -7,6 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.errors import UserError
+from core.estimate import MAX_CONTEXT_CAP
+from core.resolve import resolve_offline
 from core.snapshot import entries
 from tests.conftest import run_command
 
@@ -45,8 +47,12 @@ def test_any_request_gives_a_consistent_report_or_a_user_error(
         b.optimizer + b.overhead
     assert report.verdict in ("fits", "tight", "no")
     assert report.fits == (report.verdict != "no")
-    if report.max_context is not None and report.fits:
-        assert report.max_context >= min(ctx, report.max_context)
+    if report.fits:
+        # What fits at ctx and batch bounds the solvers from below (the context up to what the
+        # model takes: longer is never searched).
+        limit = resolve_offline(model).spec.max_position or MAX_CONTEXT_CAP
+        assert report.max_context is not None and report.max_context >= min(ctx, limit)
+        assert report.max_batch is not None and report.max_batch >= batch
     for suggestion in report.suggestions:
         assert suggestion.fits
     if report.speed.decode_tokens_per_s is not None:

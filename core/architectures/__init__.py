@@ -30,9 +30,3 @@ def build_spec(config: Mapping[str, Any]) -> ModelSpec:
     if builder is None:
         return build_generic(config)
     return builder(config)
-
-
-def known_model_types() -> list[str]:
-    from core.architectures import families  # noqa: F401
-
-    return sorted(BUILDERS)
