@@ -584,13 +584,10 @@ def _quant(text: str) -> Quant | None:
             f"{quoted(text)} is llama.cpp's alias for {_GGUF_ALIASES[gguf]}.",
         )
     if word in GENERIC_QUANTS:
-        return word, None, f"'{word}' left for the engine to resolve."
+        # What q4 means is the engine's choice; the answer says what it was taken as.
+        return word, None, None
     if (match := _NBITS.fullmatch(word)) and f"q{match[1]}" in GENERIC_QUANTS:
-        return (
-            f"q{match[1]}",
-            None,
-            f"{quoted(text)} read as q{match[1]}, left for the engine to resolve.",
-        )
+        return f"q{match[1]}", None, f"{quoted(text)} read as q{match[1]}."
     if match := _GPTQ_AWQ.fullmatch(word):
         return match[1], float(match[2]), None
     if match := _EXL2.fullmatch(word):
