@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from adapters.render import render
 from adapters.text import (
     breakdown_rows,
     kv_pool_phrase,
@@ -145,12 +146,28 @@ def render_models(answer: ModelListAnswer) -> str:
     return "\n".join(f"- {code_span(model_id)}" for model_id in answer.ids) + note
 
 
+class MarkdownRenderer:
+    """GitHub-flavoured Markdown (a GitHub comment)."""
+
+    def report(self, report: Report) -> str:
+        return render_report(report)
+
+    def help(self, answer: HelpAnswer) -> str:
+        return code_block(answer.text)
+
+    def gpus(self, answer: GpuListAnswer) -> str:
+        return render_gpus(answer)
+
+    def models(self, answer: ModelListAnswer) -> str:
+        return render_models(answer)
+
+    def error(self, error: UserError) -> str:
+        return render_error(error)
+
+
+MARKDOWN = MarkdownRenderer()
+
+
 def render_answer(answer: Answer) -> str:
     """Any answer of the answering service as Markdown."""
-    if isinstance(answer, HelpAnswer):
-        return code_block(answer.text)
-    if isinstance(answer, GpuListAnswer):
-        return render_gpus(answer)
-    if isinstance(answer, ModelListAnswer):
-        return render_models(answer)
-    return render_report(answer)
+    return render(answer, MARKDOWN)

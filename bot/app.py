@@ -336,21 +336,11 @@ def command_from_body(body: dict[str, Any]) -> tuple[str, dict[str, Any] | None]
 
 async def _answer(request: web.Request, text: str,
                   config: dict[str, Any] | None) -> web.Response:
-    from core.answer import GpuListAnswer, HelpAnswer, ModelListAnswer
+    from adapters.json_api import answer_json
 
     caller = Caller((f"api:{api_client(request)}",))
     answer = await request.app[ANSWERER].answer(text, caller, config)
-    if isinstance(answer, HelpAnswer):
-        return web.json_response({"text": answer.text})
-    if isinstance(answer, GpuListAnswer):
-        gpus = [{"name": g.name, "vendor": g.vendor, "memory_bytes": g.memory_bytes,
-                 "bandwidth_gbs": g.bandwidth_gbs, "tflops_fp16": g.tflops_fp16}
-                for g in answer.gpus]
-        return web.json_response({"gpus": gpus})
-    if isinstance(answer, ModelListAnswer):
-        return web.json_response({"models": answer.ids, **({"note": answer.note}
-                                                           if answer.note else {})})
-    return web.Response(text=answer.model_dump_json(), content_type="application/json")
+    return web.Response(text=answer_json(answer), content_type="application/json")
 
 
 def api_client(request: web.Request) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.render import render
 from adapters.text import (
     bar,
     breakdown_rows,
@@ -68,14 +69,30 @@ class Reply:
 # --- answers -------------------------------------------------------------------------------------
 
 
-def render_answer(answer: Answer) -> Reply:
-    if isinstance(answer, Report):
-        return Reply(embed=report_embed(answer))
-    if isinstance(answer, HelpAnswer):
+class DiscordRenderer:
+    """Discord replies: an embed, or an ephemeral message for errors."""
+
+    def report(self, report: Report) -> Reply:
+        return Reply(embed=report_embed(report))
+
+    def help(self, answer: HelpAnswer) -> Reply:
         return Reply(embed=help_embed(answer.text))
-    if isinstance(answer, GpuListAnswer):
+
+    def gpus(self, answer: GpuListAnswer) -> Reply:
         return Reply(embed=gpu_list_embed(answer))
-    return Reply(embed=model_list_embed(answer))
+
+    def models(self, answer: ModelListAnswer) -> Reply:
+        return Reply(embed=model_list_embed(answer))
+
+    def error(self, error: UserError) -> Reply:
+        return render_error(error)
+
+
+DISCORD = DiscordRenderer()
+
+
+def render_answer(answer: Answer) -> Reply:
+    return render(answer, DISCORD)
 
 
 def render_error(error: UserError) -> Reply:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.render import render
 from adapters.text import (
     VERDICT_WORDS,
     bar,
@@ -302,14 +303,30 @@ def models_message(answer: ModelListAnswer) -> Message:
     return message(f"{title}: {len(answer.ids)}", blocks)
 
 
-def answer_message(answer: Answer) -> Message:
-    if isinstance(answer, HelpAnswer):
+class SlackRenderer:
+    """Block Kit messages (with their plain-text fallback)."""
+
+    def report(self, report: Report) -> Message:
+        return report_message(report)
+
+    def help(self, answer: HelpAnswer) -> Message:
         return help_message(answer.text)
-    if isinstance(answer, GpuListAnswer):
+
+    def gpus(self, answer: GpuListAnswer) -> Message:
         return gpus_message(answer)
-    if isinstance(answer, ModelListAnswer):
+
+    def models(self, answer: ModelListAnswer) -> Message:
         return models_message(answer)
-    return report_message(answer)
+
+    def error(self, error: UserError) -> Message:
+        return error_message(error)
+
+
+SLACK = SlackRenderer()
+
+
+def answer_message(answer: Answer) -> Message:
+    return render(answer, SLACK)
 
 
 def error_message(err: UserError) -> Message:

@@ -1,0 +1,37 @@
+"""One renderer interface for every surface: a surface implements each kind of answer once, and
+``render`` is the one place that tells the kinds apart. Adding a kind of answer (a comparison,
+a ranking) is one more method here, which mypy then asks every surface to implement."""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+
+from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.errors import UserError
+from core.report import Report
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Renderer(Protocol[T_co]):
+    """How one surface shows each kind of answer (T: its message type)."""
+
+    def report(self, report: Report) -> T_co: ...
+
+    def help(self, answer: HelpAnswer) -> T_co: ...
+
+    def gpus(self, answer: GpuListAnswer) -> T_co: ...
+
+    def models(self, answer: ModelListAnswer) -> T_co: ...
+
+    def error(self, error: UserError) -> T_co: ...
+
+
+def render(answer: Answer, renderer: Renderer[T_co]) -> T_co:
+    if isinstance(answer, Report):
+        return renderer.report(answer)
+    if isinstance(answer, HelpAnswer):
+        return renderer.help(answer)
+    if isinstance(answer, GpuListAnswer):
+        return renderer.gpus(answer)
+    return renderer.models(answer)
