@@ -31,8 +31,9 @@ os.environ.pop("HF_HUB_OFFLINE", None)
 
 from aiohttp.test_utils import TestServer  # noqa: E402
 
-from core.hub import HubSettings, resolve_hub  # noqa: E402
-from core.hub_cache import MemoryConfigCache  # noqa: E402
+from adapters.hub.cache import MemoryConfigCache  # noqa: E402
+from adapters.hub.resolve import resolve_hub  # noqa: E402
+from adapters.hub.settings import HubSettings  # noqa: E402
 from tests.fakes.hub import FakeHub, FakeRepo  # noqa: E402
 
 REPO = "bench/Nimbus-8B"

@@ -21,10 +21,10 @@ from core.parser import (
 from core.report import Report
 
 if TYPE_CHECKING:
+    from adapters.hub.cache import ConfigCache
+    from adapters.hub.settings import HubSettings
     from bot.compute import ReportRunner
     from bot.ratelimit import RateLimiter
-    from core.hub import HubSettings
-    from core.hub_cache import ConfigCache
 
 
 class Answerer:
@@ -64,7 +64,7 @@ class Answerer:
 
             return GpuListAnswer(command.query, search_gpus(command.query, limit=25))
         if isinstance(command, ModelsCommand):
-            from core.hub import find_models
+            from adapters.hub.search import find_models
 
             found = await find_models(command.query, self.hub, self.cache)
             return ModelListAnswer(command.query, found.ids, found.note)
@@ -76,7 +76,7 @@ class Answerer:
 
     async def estimate(self, command: EstimateCommand,
                        config: dict[str, Any] | None = None) -> Report:
-        from core.answer import estimate_command_async
+        from adapters.hub.answer import estimate_command_async
 
         if self.runner is None:
             return await estimate_command_async(command, self.hub, self.cache, config)
@@ -85,7 +85,7 @@ class Answerer:
 
     async def search_models(self, query: str, limit: int = 25) -> list[str]:
         """Model ids for autocomplete (bundled first, then the Hub, cached)."""
-        from core.hub import search_models
+        from adapters.hub.search import search_models
 
         return await search_models(query, self.hub, self.cache, limit=limit)
 

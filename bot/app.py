@@ -30,6 +30,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.exposition import generate_latest
 
+from adapters.hub.cache import Codec, ConfigCache, make_cache
 from bot.answerer import Answerer
 from bot.clients import client_address
 from bot.compute import ReportRunner
@@ -52,8 +53,6 @@ from bot.settings import Settings
 from bot.surfaces import mount_surfaces
 from core.answer import Caller
 from core.errors import ModelNotFound, RateLimited, UserError
-from core.hub import make_cache
-from core.hub_cache import ConfigCache
 from core.parser import (
     EstimateCommand,
     parse_command,
@@ -141,7 +140,7 @@ class CountingCache(ConfigCache):
     async def set(self, key: str, value: Any, ttl_s: float) -> None:
         await self.inner.set(key, value, ttl_s)
 
-    async def get_or_fetch(self, key: str, fetch: Callable[[], Awaitable[T]], *,
+    async def get_or_fetch(self, key: str, fetch: Callable[[], Awaitable[T]], *, codec: Codec[T],
                            ttl_s: Callable[[T], float | None], deadline_s: float) -> T:
         async def timed() -> T:
             start = time.perf_counter()
@@ -154,7 +153,8 @@ class CountingCache(ConfigCache):
             finally:
                 self.metrics.hub_fetch_seconds.labels(outcome).observe(time.perf_counter() - start)
 
-        return await super().get_or_fetch(key, timed, ttl_s=ttl_s, deadline_s=deadline_s)
+        return await super().get_or_fetch(key, timed, codec=codec, ttl_s=ttl_s,
+                                          deadline_s=deadline_s)
 
 
 # --- the app -------------------------------------------------------------------------------------

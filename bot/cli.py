@@ -35,8 +35,8 @@ from core.parser import (
 from core.units import format_bytes
 
 if TYPE_CHECKING:
-    from core.hub import HubSettings
-    from core.hub_cache import ConfigCache
+    from adapters.hub.cache import ConfigCache
+    from adapters.hub.settings import HubSettings
 
 MAX_CONFIG_BYTES = 2_000_000
 EXIT_USER_ERROR = 2
@@ -70,22 +70,29 @@ def _gpus(query: str) -> str:
     return "\n".join(rows) if rows else f"No GPU matches '{query}'. Try a name such as 4090 or a100."
 
 
+def hub_settings() -> HubSettings:
+    """The Hub settings from the environment, by the parser the service uses too."""
+    from adapters.hub.settings import HubSettings
+
+    return HubSettings.from_env()
+
+
 def _hub() -> tuple[HubSettings, ConfigCache]:
     """Settings and cache for the Hub, from the environment."""
-    from core.hub import HubSettings, make_cache
+    from adapters.hub.cache import make_cache
 
     # huggingface_hub reads these when first imported: a CLI answer has no progress bars, and
     # its retry warnings would only repeat what the answer's note says.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_VERBOSITY", "error")
-    settings = HubSettings.from_env()
+    settings = hub_settings()
     return settings, make_cache(settings)
 
 
 def _models(query: str) -> str:
     import asyncio
 
-    from core.hub import find_models
+    from adapters.hub.search import find_models
 
     settings, cache = _hub()
     found = asyncio.run(find_models(query, settings, cache))
@@ -117,7 +124,7 @@ def run(text: str, *, as_json: bool, config: dict[str, Any] | None) -> str:
     else:
         import asyncio
 
-        from core.answer import estimate_command_async
+        from adapters.hub.answer import estimate_command_async
 
         settings, cache = _hub()
         report = asyncio.run(estimate_command_async(command, settings, cache, config))

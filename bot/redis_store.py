@@ -27,9 +27,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from adapters.hub.cache import ConfigCache
 from bot.dedupe import DedupeStore, MemoryDedupe
 from bot.ratelimit import IDLE_SECONDS, MemoryRateLimiter, RateLimiter
-from core.hub_cache import ConfigCache
 
 if TYPE_CHECKING:
     from bot.settings import Settings

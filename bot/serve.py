@@ -49,7 +49,7 @@ def serve() -> int:
     for name, state in app[SURFACES]:
         log.info(f"{name}: {state}", extra={"fields": {"surface": name, "state": state}})
     log.info("starting", extra={"fields": {
-        "host": settings.host, "port": settings.port, "hub_offline": settings.hf_hub_offline,
+        "host": settings.host, "port": settings.port, "hub_offline": settings.hub().offline,
         "hub_token": "set" if settings.hf_token else "unset",
         "shutdown_timeout_s": settings.shutdown_timeout_s}})
     try:

@@ -9,13 +9,13 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from adapters.hub.cache import ConfigCache
+from adapters.hub.settings import HubSettings
 from bot.answerer import Answerer
 from bot.compute import ReportRunner
 from bot.ratelimit import RateLimiter
 from bot.redis_store import RedisLink
 from bot.settings import Settings
-from core.hub import HubSettings
-from core.hub_cache import ConfigCache
 
 # --- metrics -------------------------------------------------------------------------------------
 

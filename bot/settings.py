@@ -1,9 +1,11 @@
 """The service's settings, from the environment and an optional `.env` file (pydantic-settings).
 
 Only what the running service reads lives here: where to listen, how much to log, how long to let
-in-flight requests finish on shutdown, and the Hub variables core.hub.HubSettings needs (the same
-names the CLI reads, documented in `.env.example`). Secrets are ``SecretStr``: their repr and
-``model_dump`` show ``**********``, so logging the settings never leaks them.
+in-flight requests finish on shutdown, and the Hub variables (the same names the CLI reads,
+documented in `.env.example`). The Hub variables are read here as the text they hold and parsed by
+adapters.hub.settings.HubSettings.from_env, the one parser the CLI uses too, so that both accept
+exactly the same values. Secrets are ``SecretStr``: their repr and ``model_dump`` show
+``**********``, so logging the settings never leaks them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.hub import DEFAULT_ENDPOINT, HubSettings
+from adapters.hub.settings import HubSettings
 
 if TYPE_CHECKING:
     from bot.clients import Network
@@ -56,13 +58,19 @@ class Settings(BaseSettings):
     redis_cooldown_s: float = Field(default=5.0, ge=0, le=600,
                                     validation_alias="FITS_REDIS_COOLDOWN_S")
 
-    hf_endpoint: str = Field(default=DEFAULT_ENDPOINT, validation_alias="HF_ENDPOINT")
+    # The Hub's variables, as the text they hold: hub() parses them (adapters/hub/settings.py has
+    # the rules). Code may pass typed values (HF_HUB_OFFLINE=True); they read as their text.
+    hf_endpoint: str | None = Field(default=None, validation_alias="HF_ENDPOINT")
+    # HF_TOKEN, or HUGGING_FACE_HUB_TOKEN when HF_TOKEN is empty (pydantic's alias choice); the
+    # alias is also read on its own so that hub() applies the parser's rule for a blank HF_TOKEN.
     hf_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"))
-    hf_hub_offline: bool = Field(default=False, validation_alias="HF_HUB_OFFLINE")
+    hugging_face_hub_token: SecretStr | None = Field(default=None,
+                                                     validation_alias="HUGGING_FACE_HUB_TOKEN")
+    hf_hub_offline: str | bool | None = Field(default=None, validation_alias="HF_HUB_OFFLINE")
     fits_cache_dir: str | None = Field(default=None, validation_alias="FITS_CACHE_DIR")
-    fits_hub_deadline_s: float = Field(default=5.0, ge=0.1, le=60.0,
-                                       validation_alias="FITS_HUB_DEADLINE_S")
+    fits_hub_deadline_s: str | float | None = Field(default=None,
+                                                    validation_alias="FITS_HUB_DEADLINE_S")
 
     # Discord (issue 7). A bot token runs the gateway client in the service's event loop; a public
     # key enables the HTTP interactions endpoint POST /discord/interactions. Either needs the
@@ -139,15 +147,29 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value that is set, for the log formatter to redact wherever it appears."""
-        values = [self.hf_token, self.redis_url, self.discord_bot_token, self.slack_bot_token,
+        values = [self.hf_token, self.hugging_face_hub_token, self.redis_url,
+                  self.discord_bot_token, self.slack_bot_token,
                   self.slack_signing_secret, self.slack_app_token, self.github_webhook_secret,
                   self.github_token, self.github_private_key]
         return [v.get_secret_value().strip() for v in values
                 if v is not None and v.get_secret_value().strip()]
 
     def hub(self) -> HubSettings:
-        """What core.hub needs, with the token unwrapped only here."""
-        token = self.hf_token.get_secret_value().strip() if self.hf_token else ""
-        return HubSettings(endpoint=self.hf_endpoint, token=token or None,
-                           offline=self.hf_hub_offline, cache_dir=self.fits_cache_dir or None,
-                           deadline_s=self.fits_hub_deadline_s)
+        """The Hub settings, parsed by the CLI's parser from what was read here; the token is
+        unwrapped only here. Raises UserError (one sentence naming the variable) for a value
+        it cannot take."""
+        return HubSettings.from_env({
+            "HF_ENDPOINT": _text(self.hf_endpoint), "HF_TOKEN": _secret(self.hf_token),
+            "HUGGING_FACE_HUB_TOKEN": _secret(self.hugging_face_hub_token),
+            "HF_HUB_OFFLINE": _text(self.hf_hub_offline),
+            "FITS_CACHE_DIR": _text(self.fits_cache_dir),
+            "FITS_HUB_DEADLINE_S": _text(self.fits_hub_deadline_s)})
+
+
+def _text(value: str | float | None) -> str | None:
+    """A variable's text; a typed value (True, 2.5) reads as the text that spells it."""
+    return None if value is None else str(value)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

@@ -1,6 +1,7 @@
 """From a parsed command to a Report: snapshot (or uploaded config or size), GPU catalogue,
-estimate. ``estimate_command`` is the offline path; ``estimate_command_async`` adds the Hub
-(core.hub) for models the snapshot does not have."""
+estimate. ``estimate_command`` is the offline path. For models the snapshot does not have,
+adapters/hub resolves the model on the Hub and uses ``hub_job`` and ``with_hub_details`` here;
+the types every surface renders (Answer, Caller, AnswerService) live here too."""
 
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from core.units import format_bytes
 
 if TYPE_CHECKING:
     from core.gpus import Gpu
-    from core.hub import HubSettings
-    from core.hub_cache import ConfigCache
+    from core.hub_resolve import HubResolution
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class ReportJob:
         return build_report(self.request, self.model, self.gpu, self.notes, deadline)
 
 
+# How a caller computes a job's report: the service's runner does it off the event loop.
 RunJob = Callable[[ReportJob], Awaitable[Report]]
 
 
@@ -57,24 +58,10 @@ def estimate_command(command: EstimateCommand, config: dict[str, Any] | None = N
     return offline_job(command, config).run()
 
 
-async def _run_here(job: ReportJob) -> Report:
-    return job.run()
-
-
-async def estimate_command_async(command: EstimateCommand, settings: HubSettings,
-                                 cache: ConfigCache, config: dict[str, Any] | None = None,
-                                 run: RunJob = _run_here) -> Report:
-    """``estimate_command`` with the Hub: the snapshot answers the ids it has (exact, instant),
-    the Hub the others unless ``settings.offline`` (then the offline path and its 'did you
-    mean'). A GGUF repo asked without a quantization is answered for one of its own files.
-    ``run`` computes the report (the service's runs off the event loop when it may be slow)."""
-    from core.hub import resolve_model  # the Hub path loads only when it is needed
-
-    if config is not None:
-        return await run(offline_job(command, config))
+def hub_job(command: EstimateCommand, found: HubResolution) -> ReportJob:
+    """The job for a model the Hub (or its fallback) resolved. A GGUF repo asked without a
+    quantization is answered for one of its own files."""
     request = command.request
-    found = await resolve_model(request.model, settings, cache)
-    model = found.model
     notes = _command_notes(command)
     if (found.gguf and request.quant is None and request.mode == "infer"
             and request.engine in (None, "llama.cpp", "ollama")):
@@ -82,11 +69,17 @@ async def estimate_command_async(command: EstimateCommand, settings: HubSettings
         if pick is not None:
             request = request.model_copy(update={"quant": pick.quant})
             notes = (*notes, f"a GGUF repo and no quantization given: its {pick.quant} file")
-    report = await run(ReportJob(request, model, resolve_gpu(request.gpu), notes))
+    return ReportJob(request, found.model, resolve_gpu(request.gpu), notes)
+
+
+def with_hub_details(report: Report, found: HubResolution) -> Report:
+    """``report`` with what the Hub told beyond the model: its exact parameter count, and for a
+    GGUF repo the files of the chosen quantization, their bytes and how they compare with the
+    estimate's weights."""
     details: dict[str, object] = {}
     extra: list[str] = []
-    if model.hub_params is not None:
-        details["hub_params"] = model.hub_params
+    if found.model.hub_params is not None:
+        details["hub_params"] = found.model.hub_params
     chosen = found.gguf_for(report.model.weight_format) if found.gguf else None
     if chosen is not None and chosen.size_bytes:
         details["gguf_files"] = list(chosen.files)

@@ -137,3 +137,90 @@ def test_vllm_answer_explains_a_sliding_window_pool() -> None:
     assert "For more room:" in hybrid.stdout and "To make it fit" not in hybrid.stdout
     dense = fits("meta-llama/Meta-Llama-3-8B bf16 engine=vllm gpu=h100")
     assert "KV cache holds" in dense.stdout and "(max concurrency at this ctx:" in dense.stdout
+
+
+# --- the Hub's settings: the CLI and the service read one environment the same way ------------
+
+HUB_ENVIRONMENTS: list[dict[str, str]] = [
+    {},
+    {"HF_ENDPOINT": "", "HF_TOKEN": "", "HUGGING_FACE_HUB_TOKEN": "", "HF_HUB_OFFLINE": "",
+     "FITS_CACHE_DIR": "", "FITS_HUB_DEADLINE_S": ""},
+    {"HF_ENDPOINT": " http://hub.local:8080/ ", "HF_TOKEN": " hf_first ", "HF_HUB_OFFLINE": "1",
+     "FITS_CACHE_DIR": " /tmp/fits-cache ", "FITS_HUB_DEADLINE_S": " 2.5 "},
+    {"HUGGING_FACE_HUB_TOKEN": "hf_alias"},
+    {"HF_TOKEN": "", "HUGGING_FACE_HUB_TOKEN": "hf_alias"},
+    {"HF_TOKEN": "   ", "HUGGING_FACE_HUB_TOKEN": "hf_alias"},
+    {"HF_TOKEN": "hf_first", "HUGGING_FACE_HUB_TOKEN": "hf_alias"},
+    {"HF_TOKEN": "   ", "HUGGING_FACE_HUB_TOKEN": "  "},
+    *({"HF_HUB_OFFLINE": value} for value in ("0", "1", "true", "false", "TRUE", "No", " on ",
+                                              "off", "y", "f")),
+    {"FITS_HUB_DEADLINE_S": "60"},
+    {"FITS_HUB_DEADLINE_S": "0.1"},
+    {"FITS_HUB_DEADLINE_S": "1e1"},
+]
+BAD_HUB_ENVIRONMENTS: list[tuple[dict[str, str], str]] = [
+    *(({"FITS_HUB_DEADLINE_S": value},
+       f"FITS_HUB_DEADLINE_S={value!r} is not a number of seconds from 0.1 to 60.")
+      for value in ("abc", "0", "0.05", "61", "nan", "inf", "-1")),
+    ({"HF_HUB_OFFLINE": "maybe"}, "HF_HUB_OFFLINE='maybe' is neither on nor off."),
+    ({"HF_ENDPOINT": "ftp://hub.local"}, "The Hub endpoint 'ftp://hub.local' is not an http(s) URL."),
+]
+
+
+def _only(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    from adapters.hub.settings import ENV_NAMES
+
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize("env", HUB_ENVIRONMENTS)
+def test_the_cli_and_the_service_read_the_hub_settings_alike(
+        monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    from bot.cli import hub_settings
+    from bot.settings import Settings
+
+    _only(monkeypatch, env)
+    cli = hub_settings()
+    assert Settings(_env_file=None).hub() == cli
+    assert cli.token == ((env.get("HF_TOKEN") or "").strip()
+                         or (env.get("HUGGING_FACE_HUB_TOKEN") or "").strip() or None)
+
+
+@pytest.mark.parametrize(("env", "message"), BAD_HUB_ENVIRONMENTS)
+def test_a_bad_hub_setting_is_the_same_sentence_on_both(
+        monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:
+    from bot.cli import hub_settings
+    from bot.settings import Settings
+    from core.errors import UserError
+
+    _only(monkeypatch, env)
+    with pytest.raises(UserError) as cli:
+        hub_settings()
+    settings = Settings(_env_file=None)
+    with pytest.raises(UserError) as service:
+        settings.hub()
+    assert cli.value.message == service.value.message == message
+    assert cli.value.hint == service.value.hint
+
+
+def test_the_spellings_the_settings_take() -> None:
+    from adapters.hub.settings import HubSettings
+
+    read = HubSettings.from_env
+    assert [read({"HF_HUB_OFFLINE": v}).offline for v in ("1", "On", "yes", "0", "OFF", "")] == \
+        [True, True, True, False, False, False]
+    assert read({"FITS_HUB_DEADLINE_S": ""}).deadline_s == 5.0
+    assert read({"HF_ENDPOINT": ""}).endpoint == "https://huggingface.co"
+
+
+def test_the_cli_says_which_hub_setting_is_wrong() -> None:
+    env = {**ENV, "HF_HUB_OFFLINE": "0", "FITS_HUB_DEADLINE_S": "soon"}
+    out = subprocess.run([sys.executable, "-m", "bot", "fits-test/Unknown-1B q4"],
+                         capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.splitlines() == [
+        "error: FITS_HUB_DEADLINE_S='soon' is not a number of seconds from 0.1 to 60.",
+        "hint: Set FITS_HUB_DEADLINE_S to seconds, such as 5, or unset it for the default (5 s)."]

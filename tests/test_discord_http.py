@@ -16,10 +16,10 @@ import pytest
 from nacl.signing import SigningKey
 
 from adapters.discord.embed import EPHEMERAL
+from adapters.hub.answer import estimate_command_async
+from adapters.hub.cache import MemoryConfigCache
 from bot.app import METRICS, SURFACES, create_app
 from bot.settings import Settings
-from core.answer import estimate_command_async
-from core.hub_cache import MemoryConfigCache
 from core.parser import EstimateCommand, parse_command
 from core.report import Report
 from core.snapshot import entries

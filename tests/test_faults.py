@@ -193,12 +193,12 @@ def test_the_discord_model_option_takes_what_the_parser_takes():
 
 async def test_the_hub_fallback_hint_names_each_surfaces_own_way_to_give_a_config():
     from adapters.discord.embed import render_error as discord_error
+    from adapters.hub.answer import estimate_command_async
+    from adapters.hub.cache import MemoryConfigCache
+    from adapters.hub.settings import HubSettings
     from adapters.markdown import render_error as markdown_error
     from adapters.slack.blocks import error_message
-    from core.answer import estimate_command_async
     from core.errors import UserError
-    from core.hub import HubSettings
-    from core.hub_cache import MemoryConfigCache
 
     command = parse_command("fits-test/Unknown-Thing q4")
     assert isinstance(command, EstimateCommand)

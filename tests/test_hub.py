@@ -1,6 +1,6 @@
-"""The Hub path (core.hub, core.hub_cache) driven through the real huggingface_hub client against
-the local fake Hub (tests/fakes/hub.py): what is fetched, how often, how fast, and what a user
-reads when something goes wrong."""
+"""The Hub path (adapters/hub, on core's Hub protocol) driven through the real huggingface_hub
+client against the local fake Hub (tests/fakes/hub.py): what is fetched, how often, how fast, and
+what a user reads when something goes wrong."""
 
 from __future__ import annotations
 
@@ -15,19 +15,15 @@ from typing import Any
 import huggingface_hub.constants
 import pytest
 
-from core.answer import estimate_command_async
+from adapters.hub.answer import estimate_command_async
+from adapters.hub.cache import DiskConfigCache, MemoryConfigCache, make_cache
+from adapters.hub.resolve import resolve_hub, resolve_hub_details, resolve_model
+from adapters.hub.retry import Deadline, with_retries
+from adapters.hub.search import search_models
+from adapters.hub.settings import HubSettings
+from adapters.hub.storage import model_key
 from core.errors import ModelNotFound, UserError
-from core.hub import (
-    HubSettings,
-    gguf_quant,
-    make_cache,
-    resolve_hub,
-    resolve_hub_details,
-    resolve_model,
-    search_models,
-    validate_repo_id,
-)
-from core.hub_cache import Deadline, DiskConfigCache, MemoryConfigCache, with_retries
+from core.hub_protocol import gguf_quant, validate_repo_id
 from core.parser import EstimateCommand, parse_command
 from core.snapshot import entries
 from tests.fakes.hub import TOKEN, FakeHub, FakeRepo, count_params, llama_tensors
@@ -405,6 +401,133 @@ async def test_credentials_in_the_endpoint_stay_out_of_messages(fake: FakeHub) -
     assert "pw" not in (info.value.hint or "") and "user:" not in (info.value.hint or "")
 
 
+# --- a part that could not be read: the answer comes, and says so --------------------------------
+
+OLD_GPTQ = {"quantize_config.json": json.dumps({"bits": 4, "group_size": 128}).encode()}
+QUANTIZE_UNREAD = "the Hub's quantize_config.json could not be read: "
+AS_UNQUANTIZED = ", so the weights are taken as unquantized (the config's dtype), not GPTQ"
+
+
+def add_old_gptq(fake: FakeHub) -> None:
+    fake.add(FakeRepo("fits-test/Nimbus-1B-OldGPTQ", config=NIMBUS, files=OLD_GPTQ,
+                      params={"I32": 120_000_000, "F16": 300_000_000}))
+
+
+async def test_a_failing_quantize_config_is_a_note_not_a_silent_16_bit_answer(
+        fake: FakeHub) -> None:
+    add_old_gptq(fake)
+    fake.fail(500, match="quantize_config.json")
+    command = parse_command("fits-test/Nimbus-1B-OldGPTQ gpu=24GB")
+    assert isinstance(command, EstimateCommand)
+    report = await estimate_command_async(command, settings_for(fake), MemoryConfigCache())
+    assert report.model.source == "hub"
+    note = QUANTIZE_UNREAD + "the Hub kept failing (HTTP 500, retried)" + AS_UNQUANTIZED
+    assert note in report.assumptions
+
+
+async def test_a_slow_quantize_config_costs_its_note_not_the_answer(fake: FakeHub) -> None:
+    add_old_gptq(fake)
+    fake.slow(30, match="quantize_config.json")
+    start = time.perf_counter()
+    model = await resolve_hub("fits-test/Nimbus-1B-OldGPTQ", settings_for(fake, deadline_s=1.0),
+                              MemoryConfigCache())
+    assert time.perf_counter() - start < 1.0 + 0.5
+    assert model.source == "hub" and model.quantization is None  # the config was kept
+    assert QUANTIZE_UNREAD + "the Hub did not answer in time" + AS_UNQUANTIZED in model.notes
+
+
+async def test_a_quantize_config_that_is_not_json_is_a_note(fake: FakeHub) -> None:
+    add_old_gptq(fake)
+    fake.truncate(match="quantize_config.json")
+    model = await resolve_hub("fits-test/Nimbus-1B-OldGPTQ", settings_for(fake),
+                              MemoryConfigCache())
+    assert (QUANTIZE_UNREAD + "the Hub sent a quantize_config.json that is truncated or not JSON"
+            + AS_UNQUANTIZED) in model.notes
+
+
+async def test_a_partly_read_repo_is_cached_briefly_then_read_again(fake: FakeHub) -> None:
+    add_old_gptq(fake)
+    fake.fail(500, match="quantize_config.json", times=3)  # every try of the first resolve
+    settings, cache = settings_for(fake, negative_ttl_s=0.2), MemoryConfigCache()
+    first = await resolve_hub("fits-test/Nimbus-1B-OldGPTQ", settings, cache)
+    assert first.quantization is None and any(QUANTIZE_UNREAD in n for n in first.notes)
+    assert (await resolve_hub("fits-test/Nimbus-1B-OldGPTQ", settings, cache)) == first
+    await asyncio.sleep(0.25)
+    again = await resolve_hub("fits-test/Nimbus-1B-OldGPTQ", settings, cache)
+    assert again.quantization == {"quant_method": "gptq", "bits": 4, "group_size": 128}
+    assert not any(QUANTIZE_UNREAD in n for n in again.notes)
+
+
+async def test_failing_safetensors_headers_are_a_note(fake: FakeHub) -> None:
+    fake.fail(500, match=".safetensors")
+    model = await resolve_hub("fits-test/Tiny", settings_for(fake), MemoryConfigCache())
+    assert model.source == "hub" and model.hub_params is None
+    assert ("the safetensors headers could not be read: the Hub kept failing (HTTP 500, "
+            "retried), so the parameter count is the architecture's, not the checkpoint's"
+            ) in model.notes
+
+
+async def test_failing_gguf_sizes_are_a_note(fake: FakeHub) -> None:
+    fake.fail(500, match="paths-info")
+    found = await resolve_hub_details("fits-test/Nimbus-1B-GGUF", settings_for(fake),
+                                      MemoryConfigCache())
+    assert [(g.quant, g.size_bytes) for g in found.gguf] == [("Q4_K_M", None), ("Q8_0", None)]
+    assert ("the GGUF file sizes could not be read: the Hub kept failing (HTTP 500, retried), "
+            "so they are not compared with the estimate") in found.model.notes
+
+
+async def test_a_failing_base_model_config_is_a_note(fake: FakeHub) -> None:
+    fake.fail(500, match="fits-test/Nimbus-1B/resolve/")  # the base's config.json only
+    settings, cache = settings_for(fake), MemoryConfigCache()
+    model = await resolve_hub("fits-test/Nimbus-1B-GGUF", settings, cache)
+    assert model.source == "hub" and not model.exact_params
+    assert model.hub_params == NIMBUS_PARAMS  # sized by the GGUF metadata's exact count
+    assert ("the config of its base model fits-test/Nimbus-1B could not be read: the Hub kept "
+            "failing (HTTP 500, retried), so the architecture is a Llama-style stand-in"
+            ) in model.notes
+
+
+async def test_a_gguf_repo_whose_base_cannot_be_read_says_so(fake: FakeHub) -> None:
+    fake.add(FakeRepo("fits-test/Lost-GGUF", gguf_files={"lost.Q4_0.gguf": 700_000_000},
+                      card_data={"base_model": "fits-test/Gone-1B"}))
+    with pytest.raises(UserError) as info:
+        await resolve_hub("fits-test/Lost-GGUF", settings_for(fake), MemoryConfigCache())
+    assert info.value.message == (
+        "fits-test/Lost-GGUF on the Hub has no config.json, and the config of its base model "
+        "fits-test/Gone-1B could not be read: the Hub has no such model (or it is private).")
+
+
+async def test_a_failing_did_you_mean_search_is_logged(fake: FakeHub, caplog) -> None:
+    # The search only, not the repo's model_info; a 400, which huggingface_hub does not retry on
+    # its own (a thread still retrying after the test would close its shared client under the
+    # next test).
+    fake.fail(400, match="/api/models", exact=True)
+    with caplog.at_level(logging.WARNING, logger="fits.hub"), \
+            pytest.raises(ModelNotFound) as info:
+        await resolve_hub("fits-test/Nimbus", settings_for(fake, deadline_s=1.0),
+                          MemoryConfigCache())
+    # the answer is still "not found", with the snapshot's suggestions alone
+    assert info.value.message.startswith("There is no model 'fits-test/Nimbus' on the Hub")
+    assert "fits-test/Nimbus-1B" not in info.value.suggestions
+    assert ("no Hub suggestions for fits-test/Nimbus: the Hub refused the request (HTTP 400)"
+            in caplog.text)
+
+
+async def test_an_unexpected_client_error_is_logged_and_falls_back(fake: FakeHub, monkeypatch,
+                                                                   caplog) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug in the client")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", broken)
+    with caplog.at_level(logging.WARNING, logger="fits.hub"):
+        model = await resolve_hub("meta-llama/Llama-2-7b-hf", settings_for(fake),
+                                  MemoryConfigCache())
+    assert model.source == "snapshot"
+    assert model.notes[0] == ("the Hub failed in an unexpected way (RuntimeError): answered from "
+                              "the bundled snapshot")
+    assert "a bug in the client" in caplog.text  # the traceback is in the log
+
+
 # --- cache, single flight, deadline --------------------------------------------------------------
 
 
@@ -413,7 +536,7 @@ async def test_100_concurrent_requests_make_one_upstream_call(fake: FakeHub) -> 
     settings, cache = settings_for(fake), MemoryConfigCache()
     models = await asyncio.gather(*(resolve_hub("fits-test/Nimbus-1B", settings, cache)
                                     for _ in range(100)))
-    assert {m.hub_params for m in models} == {NIMBUS_PARAMS}
+    assert {m.hub_params for m in models} == {NIMBUS_PARAMS}, models[0].notes
     assert fake.count("config.json", "GET") == 1
     assert fake.count("/api/models/fits-test/Nimbus-1B", "GET") == 1
     assert cache.in_flight() == 0
@@ -475,6 +598,31 @@ async def test_disk_cache_survives_the_process(tmp_path) -> None:
     assert await second.get("k") == {"x": [1, 2]}
     await asyncio.sleep(0.02)
     assert await second.get("old") is None and await second.get("missing") is None
+
+
+async def test_an_old_or_foreign_cached_value_is_a_miss(fake: FakeHub, tmp_path) -> None:
+    settings = settings_for(fake)
+    key = model_key(settings, "fits-test/Nimbus-1B")
+    old_shape = {"kind": "ok", "id": "fits-test/Nimbus-1B", "config": TINY, "gguf": []}
+    for cache in (MemoryConfigCache(), DiskConfigCache(tmp_path / "d")):
+        for stored in (old_shape, {**old_shape, "format": 2, "gated": "no"}, "x", [1]):
+            await cache.set(key, stored, 60)
+            model = await resolve_hub("fits-test/Nimbus-1B", settings, cache)
+            assert model.spec.params == NIMBUS_PARAMS  # fetched again, not read from the value
+    (tmp_path / "d" / "junk.json").write_text("{not json")
+    assert fake.count("config.json", "GET") == 8
+
+
+async def test_a_disk_cache_that_cannot_write_warns_once(tmp_path, caplog) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    cache = DiskConfigCache(blocked / "cache")  # under a file: every write fails
+    with caplog.at_level(logging.WARNING, logger="fits.hub"):
+        await cache.set("a", 1, 60)
+        await cache.set("b", 2, 60)
+    assert await cache.get("a") == 1  # the in-memory front still answers
+    warnings = [r for r in caplog.records if "FITS_CACHE_DIR" in r.getMessage()]
+    assert len(warnings) == 1 and "later runs fetch again" in warnings[0].getMessage()
 
 
 async def test_retries_stop_before_the_deadline() -> None:

@@ -35,3 +35,42 @@ def test_core_imports_nothing_from_adapters_or_bot() -> None:
                 top = name.split(".")[0]
                 assert top not in ("adapters", "bot", "discord", "slack_bolt", "gidgethub"), (
                     f"{path.relative_to(ROOT)} imports {name}")
+
+
+# core is sans-I/O: no network, threads, sockets or event loop. (typing.Protocol interfaces with
+# ``async def`` methods need no import of asyncio, so they stay allowed.)
+IO_MODULES = ("huggingface_hub", "httpx", "httpx2", "requests", "aiohttp", "redis", "discord",
+              "slack_bolt", "slack_sdk", "gidgethub", "threading", "socket", "urllib.request",
+              "asyncio")
+
+
+def _imported_modules(tree: ast.AST) -> list[str]:
+    """Every module an import names, at module level or inside functions: ``from a import b``
+    names a and a.b (b may be a module)."""
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def _is_io(name: str) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in IO_MODULES)
+
+
+def test_core_imports_no_io_library() -> None:
+    offenders = [f"{path.relative_to(ROOT)} imports {name}"
+                 for path in sorted((ROOT / "core").rglob("*.py"))
+                 for name in _imported_modules(ast.parse(path.read_text())) if _is_io(name)]
+    assert offenders == []
+
+
+def test_the_io_check_sees_every_kind_of_import() -> None:
+    code = ("import asyncio\nfrom urllib import request\nfrom urllib.parse import urlsplit\n"
+            "def f():\n    import huggingface_hub.errors\n    from threading import Thread\n")
+    found = [n for n in _imported_modules(ast.parse(code)) if _is_io(n)]
+    assert found == ["asyncio", "urllib.request", "huggingface_hub.errors", "threading",
+                     "threading.Thread"]

@@ -176,12 +176,12 @@ async def test_random_bodies_never_5xx(aiohttp_client, body):
 
 
 async def test_unexpected_error_is_500_generic_and_logged(client, monkeypatch, caplog):
-    import core.answer
+    import adapters.hub.answer
 
     def boom(*args, **kwargs):
         raise RuntimeError(f"internal detail {SECRET}")
 
-    monkeypatch.setattr(core.answer, "estimate_command_async", boom)
+    monkeypatch.setattr(adapters.hub.answer, "estimate_command_async", boom)
     with caplog.at_level(logging.ERROR, logger="fits.service"):
         resp = await client.get(API, params={"q": "7b"}, headers={"X-Request-Id": "trace-500"})
     body = await resp.json()

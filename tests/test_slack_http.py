@@ -19,15 +19,15 @@ import pytest
 import yaml
 from slack_sdk.models.blocks import Block
 
+from adapters.hub.answer import estimate_command_async
+from adapters.hub.cache import MemoryConfigCache
 from adapters.slack.blocks import escape
 from adapters.slack.listeners import COMMAND
 from adapters.text import VERDICT_WORDS, breakdown_rows
 from bot.app import SURFACES, create_app
 from bot.settings import Settings
-from core.answer import estimate_command_async
 from core.errors import UserError
 from core.help import help_text
-from core.hub_cache import MemoryConfigCache
 from core.parser import EstimateCommand, parse_command
 from core.report import Report
 from core.units import format_bytes, format_tokens

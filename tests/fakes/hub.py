@@ -1,6 +1,6 @@
 """A fake Hugging Face Hub (aiohttp) that the real huggingface_hub client talks to.
 
-It serves what `core.hub` and huggingface_hub 2.4.0 ask for (../shared/docs/platforms.md §4.5):
+It serves what `adapters.hub` and huggingface_hub 2.4.0 ask for (../shared/docs/platforms.md §4.5):
 
 - ``GET /api/models?search=&sort=downloads&limit=``: the search, most downloaded first.
 - ``GET /api/models/{org}/{name}`` (and ``/revision/{rev}``), honouring ``expand``: id, sha,
@@ -135,7 +135,7 @@ class FakeRepo:
 
 @dataclass
 class _Rule:
-    match: str  # substring of the path ("" = every path)
+    match: str  # substring of the path ("" = every path), or the whole path when ``exact``
     times: int | None  # None: always
     status: int = 0
     error_code: str | None = None
@@ -143,9 +143,11 @@ class _Rule:
     seconds: float = 0.0
     size: int = 0
     declare_length: bool = True
+    exact: bool = False
 
     def applies(self, path: str) -> bool:
-        if self.match not in path or self.times == 0:
+        matches = path == self.match if self.exact else self.match in path
+        if not matches or self.times == 0:
             return False
         if self.times is not None:
             self.times -= 1
@@ -172,10 +174,12 @@ class FakeHub:
         return repo
 
     def fail(self, status: int, *, match: str = "", times: int | None = None,
-             error_code: str | None = None, retry_after: int | None = None) -> None:
-        """Answer ``status`` on paths containing ``match`` (``times`` times, or always)."""
+             error_code: str | None = None, retry_after: int | None = None,
+             exact: bool = False) -> None:
+        """Answer ``status`` on paths containing ``match`` (or equal to it, ``exact``),
+        ``times`` times or always."""
         self._failures.append(_Rule(match, times, status=status, error_code=error_code,
-                                    retry_after=retry_after))
+                                    retry_after=retry_after, exact=exact))
 
     def slow(self, seconds: float, *, match: str = "", times: int | None = None) -> None:
         """Hold answers on matching paths for ``seconds`` (or until ``release()``)."""

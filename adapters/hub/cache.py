@@ -1,17 +1,16 @@
-"""The cache in front of the Hub, and the three rules every Hub call follows.
+"""The cache in front of the Hub.
 
-- ``ConfigCache``: a narrow store, ``get(key)`` and ``set(key, value, ttl_s)``, of JSON-able
-  values. ``MemoryConfigCache`` keeps them in-process (cachetools ``TTLCache``: LRU-bounded, each
-  entry with its own expiry so negative answers can live shorter); ``DiskConfigCache`` keeps them
-  as small JSON files (``FITS_CACHE_DIR``), so a later CLI run, even an offline one, finds them.
-  A Redis store needs only the two methods.
+- ``ConfigCache``: a narrow store, ``get(key)`` and ``set(key, value, ttl_s)``, of JSON values.
+  ``MemoryConfigCache`` keeps them in-process (cachetools ``TTLCache``: LRU-bounded, each entry
+  with its own expiry so negative answers can live shorter); ``DiskConfigCache`` keeps them as
+  small JSON files (``FITS_CACHE_DIR``), so a later CLI run, even an offline one, finds them.
+  bot/redis_store.py keeps them in Redis, for every replica.
+- A ``Codec`` turns a typed value into that JSON and back. A stored value the codec does not
+  read (written by another release, or by something else) is a miss: it is fetched again.
 - Single flight (``ConfigCache.get_or_fetch``): concurrent requests for one key share one upstream
-  call, an ``asyncio`` task per key that all of them await.
-- A deadline: the shared call is bounded by ``asyncio.wait_for``; nobody waits longer.
-- ``with_retries``: 429 and 5xx answers are retried with exponential backoff and jitter, honouring
-  ``Retry-After``, but never past the deadline.
+  call, an ``asyncio`` task per key that all of them await, bounded by a deadline.
 
-Nothing here knows about the Hub; ``core.hub`` supplies the fetch and says what is retryable.
+Nothing here knows about the Hub; adapters/hub/resolve.py supplies the fetch and the codec.
 """
 
 from __future__ import annotations
@@ -19,38 +18,37 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
-import random
 import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cachetools import TTLCache
 
+from adapters.hub.settings import HubSettings
+
 T = TypeVar("T")
+log = logging.getLogger("fits.hub")
 
 DAY_S = 86_400.0
 
 
-class Deadline:
-    """A point in time (monotonic clock) that a whole operation must finish by."""
+@dataclass(frozen=True)
+class Codec(Generic[T]):
+    """How values of one type are stored: ``dump`` to JSON, ``load`` back (None: not a value of
+    this type, which the cache treats as a miss)."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return max(0.0, self.at - time.monotonic())
-
-    def expired(self) -> bool:
-        return self.remaining() <= 0.0
+    dump: Callable[[T], Any]
+    load: Callable[[object], T | None]
 
 
 class ConfigCache(ABC):
-    """Key -> JSON-able value with a time to live. Values are shared: callers must not mutate them.
+    """Key -> JSON value with a time to live. Values are shared: callers must not mutate them.
 
     Subclasses implement ``get`` and ``set``; single flight comes with the base class and is per
     process (one asyncio task per key in flight).
@@ -65,9 +63,16 @@ class ConfigCache(ABC):
 
     @abstractmethod
     async def set(self, key: str, value: Any, ttl_s: float) -> None:
-        """Store ``value`` (JSON-able) under ``key`` for ``ttl_s`` seconds."""
+        """Store ``value`` (JSON) under ``key`` for ``ttl_s`` seconds."""
 
-    async def get_or_fetch(self, key: str, fetch: Callable[[], Awaitable[T]], *,
+    async def load(self, key: str, codec: Codec[T]) -> T | None:
+        """The value under ``key`` as ``codec`` reads it; None for a miss or a foreign value."""
+        return codec.load(await self.get(key))
+
+    async def store(self, key: str, value: T, codec: Codec[T], ttl_s: float) -> None:
+        await self.set(key, codec.dump(value), ttl_s)
+
+    async def get_or_fetch(self, key: str, fetch: Callable[[], Awaitable[T]], *, codec: Codec[T],
                            ttl_s: Callable[[T], float | None], deadline_s: float) -> T:
         """The cached value, or the result of ``fetch()`` shared by every concurrent caller.
 
@@ -78,12 +83,12 @@ class ConfigCache(ABC):
         """
         flight = self._live_flight(key)
         if flight is None:
-            hit = await self.get(key)
+            hit = await self.load(key, codec)
             if hit is not None:
-                return hit  # type: ignore[no-any-return]
+                return hit
             flight = self._live_flight(key)  # another caller may have started one meanwhile
         if flight is None:
-            flight = asyncio.ensure_future(self._fly(key, fetch, ttl_s, deadline_s))
+            flight = asyncio.ensure_future(self._fly(key, fetch, codec, ttl_s, deadline_s))
             self._flights[key] = flight
             flight.add_done_callback(lambda done: self._land(key, done))
         return await asyncio.shield(flight)
@@ -103,12 +108,12 @@ class ConfigCache(ABC):
         if not flight.cancelled():
             flight.exception()  # mark retrieved: every waiter may have left already
 
-    async def _fly(self, key: str, fetch: Callable[[], Awaitable[T]],
+    async def _fly(self, key: str, fetch: Callable[[], Awaitable[T]], codec: Codec[T],
                    ttl_s: Callable[[T], float | None], deadline_s: float) -> T:
         value = await asyncio.wait_for(fetch(), deadline_s)
         ttl = ttl_s(value)
         if ttl is not None and ttl > 0:
-            await self.set(key, value, ttl)
+            await self.store(key, value, codec, ttl)
         return value
 
 
@@ -149,6 +154,7 @@ class DiskConfigCache(ConfigCache):
         self.directory = Path(directory)
         self.max_ttl_s = max_ttl_s
         self._front = MemoryConfigCache(maxsize=maxsize, max_ttl_s=max_ttl_s)
+        self._warned = False
 
     def _path(self, key: str) -> Path:
         return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
@@ -160,8 +166,13 @@ class DiskConfigCache(ConfigCache):
         try:
             item = json.loads(self._path(key).read_text())
             expires, stored_key, value = item["expires"], item["key"], item["value"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except FileNotFoundError:
             return None
+        except OSError as exc:
+            self._warn("read", exc)
+            return None
+        except (ValueError, KeyError, TypeError):
+            return None  # a file cut short or not ours: a miss, rewritten by the next fetch
         if stored_key != key or not isinstance(expires, (int, float)):
             return None
         left = float(expires) - time.time()
@@ -180,27 +191,20 @@ class DiskConfigCache(ConfigCache):
             with os.fdopen(fd, "w") as out:
                 out.write(text)
             os.replace(tmp, self._path(key))
-        except OSError:
-            pass  # a read-only or full disk only costs the next run a fetch
+        except OSError as exc:  # a read-only or full disk costs later runs a fetch: say so once
+            self._warn("write", exc)
+
+    def _warn(self, what: str, exc: OSError) -> None:
+        if not self._warned:
+            self._warned = True
+            log.warning("the Hub cache in FITS_CACHE_DIR=%s could not %s a file (%s: %s); "
+                        "later runs fetch again", self.directory, what, type(exc).__name__,
+                        exc.strerror or exc)
 
 
-async def with_retries(call: Callable[[], Awaitable[T]], *, retryable: Callable[[Exception], float | None],
-                       deadline: Deadline, attempts: int = 3, base_delay_s: float = 0.2,
-                       max_delay_s: float = 2.0) -> T:
-    """``await call()``, retried while ``retryable(exc)`` returns a delay hint (seconds, 0 for
-    none; None means do not retry), with exponential backoff and jitter. Gives up, re-raising the
-    last error, after ``attempts`` tries or when the next wait would pass the deadline."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await call()
-        except Exception as exc:
-            hint = retryable(exc)
-            if hint is None or attempt >= attempts:
-                raise
-            backoff = min(max_delay_s, base_delay_s * 2 ** (attempt - 1))
-            delay = max(hint, backoff * (0.5 + random.random() / 2))
-            if delay >= deadline.remaining():
-                raise
-            await asyncio.sleep(delay)
+def make_cache(settings: HubSettings) -> ConfigCache:
+    """On disk under FITS_CACHE_DIR when it is set (the CLI then reuses earlier answers), else in
+    process."""
+    if settings.cache_dir:
+        return DiskConfigCache(settings.cache_dir)
+    return MemoryConfigCache()
