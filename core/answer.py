@@ -41,17 +41,13 @@ class ReportJob:
 RunJob = Callable[[ReportJob], Awaitable[Report]]
 
 
-def _command_notes(command: EstimateCommand) -> tuple[str, ...]:
-    return tuple(n for n in command.notes if "left for the engine" not in n)
-
-
 def offline_job(command: EstimateCommand, config: dict[str, Any] | None = None) -> ReportJob:
     request = command.request
     if config is not None:
         model = from_config(request.model, config, "config")
     else:
         model = resolve_offline(request.model)
-    return ReportJob(request, model, resolve_gpu(request.gpu), _command_notes(command))
+    return ReportJob(request, model, resolve_gpu(request.gpu), command.notes)
 
 
 def estimate_command(command: EstimateCommand, config: dict[str, Any] | None = None) -> Report:
@@ -62,7 +58,7 @@ def hub_job(command: EstimateCommand, found: HubResolution) -> ReportJob:
     """The job for a model the Hub (or its fallback) resolved. A GGUF repo asked without a
     quantization is answered for one of its own files."""
     request = command.request
-    notes = _command_notes(command)
+    notes = command.notes
     if (found.gguf and request.quant is None and request.mode == "infer"
             and request.engine in (None, "llama.cpp", "ollama")):
         pick = found.default_gguf()
