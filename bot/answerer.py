@@ -4,20 +4,13 @@ an Answer to render, or a UserError (RateLimited included) whose sentence and hi
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-from core.answer import Answer, Caller, GpuListAnswer, HelpAnswer, ModelListAnswer
+from bot.dispatch import answer
+from core.answer import Answer, Caller
 from core.errors import RateLimited, UserError
-from core.parser import (
-    MAX_INPUT_CHARS,
-    EstimateCommand,
-    GpusCommand,
-    HelpCommand,
-    ModelsCommand,
-    parse_command,
-)
+from core.parser import MAX_INPUT_CHARS, parse_command
 from core.report import Report
 
 if TYPE_CHECKING:
@@ -55,48 +48,14 @@ class Answerer:
             await self.check_rate(caller)
         start = time.perf_counter()
         command = parse_command(text)
-        if isinstance(command, HelpCommand):
-            from core.help import help_text
-
-            return HelpAnswer(help_text(command.topic))
-        if isinstance(command, GpusCommand):
-            from core.gpus import search_gpus
-
-            return GpuListAnswer(command.query, search_gpus(command.query, limit=25))
-        if isinstance(command, ModelsCommand):
-            from adapters.hub.search import find_models
-
-            found = await find_models(command.query, self.hub, self.cache)
-            return ModelListAnswer(command.query, found.ids, found.note)
-        assert isinstance(command, EstimateCommand)
-        report = await self.estimate(command, config)
-        if self.metrics is not None:
+        found = await answer(command, self.hub, self.cache, config,
+                             self.runner.run if self.runner is not None else None)
+        if isinstance(found, Report) and self.metrics is not None:
             self.metrics.estimate_seconds.observe(time.perf_counter() - start)
-        return report
-
-    async def estimate(self, command: EstimateCommand,
-                       config: dict[str, Any] | None = None) -> Report:
-        from adapters.hub.answer import estimate_command_async
-
-        if self.runner is None:
-            return await estimate_command_async(command, self.hub, self.cache, config)
-        return await estimate_command_async(command, self.hub, self.cache, config,
-                                            run=self.runner.run)
+        return found
 
     async def search_models(self, query: str, limit: int = 25) -> list[str]:
         """Model ids for autocomplete (bundled first, then the Hub, cached)."""
         from adapters.hub.search import search_models
 
         return await search_models(query, self.hub, self.cache, limit=limit)
-
-
-async def answer_within(answerer: Answerer, text: str, caller: Caller | None,
-                        config: dict[str, Any] | None, seconds: float,
-                        ) -> tuple[asyncio.Task[Answer], Answer | None]:
-    """Start answering; wait up to ``seconds``. Returns the task and its answer when it finished
-    in time (re-raising its UserError), else None: the surface defers and awaits the task."""
-    task = asyncio.ensure_future(answerer.answer(text, caller, config))
-    done, _ = await asyncio.wait({task}, timeout=seconds)
-    if done:
-        return task, task.result()
-    return task, None

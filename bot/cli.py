@@ -24,15 +24,7 @@ from typing import TYPE_CHECKING, Any
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 from core.errors import UserError
-from core.help import help_text
-from core.parser import (
-    EstimateCommand,
-    GpusCommand,
-    HelpCommand,
-    ModelsCommand,
-    parse_command,
-)
-from core.units import format_bytes
+from core.parser import parse_command
 
 if TYPE_CHECKING:
     from adapters.hub.cache import ConfigCache
@@ -40,9 +32,6 @@ if TYPE_CHECKING:
 
 MAX_CONFIG_BYTES = 2_000_000
 EXIT_USER_ERROR = 2
-
-
-CONFIG_WAY = "Or pass its config.json: fits --config config.json \"<model> ...\"."
 
 def _load_config(path: str) -> dict[str, Any]:
     file = Path(path)
@@ -59,15 +48,6 @@ def _load_config(path: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"{path} is not a JSON object.", "Pass the model's config.json.")
     return data
-
-
-def _gpus(query: str) -> str:
-    from core.gpus import search_gpus
-
-    rows = [f"{g.name:<40} {format_bytes(g.memory_bytes):>10}  "
-            f"{g.bandwidth_gbs or 0:>7g} GB/s  {g.tflops_fp16 or 0:>6g} TFLOPS"
-            for g in search_gpus(query, limit=25)]
-    return "\n".join(rows) if rows else f"No GPU matches '{query}'. Try a name such as 4090 or a100."
 
 
 def hub_settings() -> HubSettings:
@@ -89,46 +69,21 @@ def _hub() -> tuple[HubSettings, ConfigCache]:
     return settings, make_cache(settings)
 
 
-def _models(query: str) -> str:
-    import asyncio
-
-    from adapters.hub.search import find_models
-
-    settings, cache = _hub()
-    found = asyncio.run(find_models(query, settings, cache))
-    where = "bundled model" if settings.offline else "model"
-    if found.note:
-        print(f"note: {found.note}", file=sys.stderr)
-    return "\n".join(found.ids) if found.ids else f"No {where} matches '{query}'."
-
-
 def run(text: str, *, as_json: bool, config: dict[str, Any] | None) -> str:
-    command = parse_command(text)
-    if isinstance(command, HelpCommand):
-        return help_text(command.topic)
-    if isinstance(command, GpusCommand):
-        return _gpus(command.query)
-    if isinstance(command, ModelsCommand):
-        return _models(command.query)
-    assert isinstance(command, EstimateCommand)
-    # The estimator and the renderer load only when an estimate is asked for.
-    from adapters.text import render_text
-    from core.answer import estimate_command
-    from core.resolve import parse_size
-    from core.snapshot import lookup
+    """The printed answer to one command (bot/dispatch.py answers it)."""
+    from adapters.terminal import render_terminal
+    from bot.dispatch import answer_here
 
-    model = command.request.model
-    if config is not None or parse_size(model) is not None or lookup(model)[0] is not None:
-        # What estimate_command_async would do first, without loading asyncio and the Hub code.
-        report = estimate_command(command, config)
-    else:
+    command = parse_command(text)
+    found = answer_here(command, config)
+    if found is None:  # the Hub is needed: only now load asyncio and the Hub client
         import asyncio
 
-        from adapters.hub.answer import estimate_command_async
+        from bot.dispatch import answer
 
         settings, cache = _hub()
-        report = asyncio.run(estimate_command_async(command, settings, cache, config))
-    return report.model_dump_json(indent=2) if as_json else render_text(report)
+        found = asyncio.run(answer(command, settings, cache, config))
+    return render_terminal(found, as_json)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,10 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0
     except UserError as err:
-        print(f"error: {err.message}", file=sys.stderr)
-        hint = err.hint_with(CONFIG_WAY)
-        if hint:
-            print(f"hint: {hint}", file=sys.stderr)
+        from adapters.terminal import TerminalRenderer
+
+        print(TerminalRenderer().error(err), file=sys.stderr)
         return EXIT_USER_ERROR
     return 0
 

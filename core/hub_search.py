@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from core import snapshot
 from core.errors import ModelNotFound
 
+OFFLINE_NOTE = "Offline (HF_HUB_OFFLINE=1): only bundled models are listed."
 BAD_TOKEN_NOTE = ("The Hub refused the HF_TOKEN this fits was given (invalid credentials), so "
                   "it could not be searched.")
 

@@ -752,7 +752,7 @@ async def test_cli_offline_never_touches_the_hub(fake: FakeHub, tmp_path) -> Non
     assert code == 2 and out == ""
     assert err.startswith("error: fits does not know the model 'fits-test/Nimbus-1B'.")
     code, out, _ = await _fits(fake, tmp_path, "models", "nimbus", HF_HUB_OFFLINE="1")
-    assert "No bundled model matches" in out
+    assert "No model matches 'nimbus'." in out and "only bundled models are listed" in out
     assert fake.total == 0
 
 

@@ -12,7 +12,13 @@ from adapters.hub.errors import BadToken, HubCallError
 from adapters.hub.retry import Deadline
 from adapters.hub.settings import HubSettings
 from adapters.hub.storage import IDS, search_key
-from core.hub_search import BAD_TOKEN_NOTE, ModelSearch, local_matches, merge_search
+from core.hub_search import (
+    BAD_TOKEN_NOTE,
+    OFFLINE_NOTE,
+    ModelSearch,
+    local_matches,
+    merge_search,
+)
 
 log = logging.getLogger("fits.hub")
 
@@ -27,8 +33,11 @@ async def search_models(query: str, settings: HubSettings, cache: ConfigCache,
 
 async def find_models(query: str, settings: HubSettings, cache: ConfigCache,
                       limit: int = 25) -> ModelSearch:
-    """``search_models`` with a note when the Hub refused to search (a bad HF_TOKEN)."""
+    """``search_models`` with a note when the Hub was not searched: offline, or it refused the
+    token (a bad HF_TOKEN)."""
     local = local_matches(query, limit)
+    if settings.offline and local.wants_hub:
+        return merge_search(local, [], OFFLINE_NOTE)
     if not local.wants_hub:
         return merge_search(local, [])
     try:

@@ -1,0 +1,47 @@
+"""The terminal's rendering of every kind of answer (the `fits` CLI): the text report or, with
+--json, the Report as JSON; GPU and model lists as plain lines."""
+
+from __future__ import annotations
+
+from adapters.render import render
+from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.errors import UserError
+from core.report import Report
+from core.units import format_bytes
+
+# The CLI's own way to give a config.json, for errors where one would help.
+CONFIG_WAY = "Or pass its config.json: fits --config config.json \"<model> ...\"."
+
+
+class TerminalRenderer:
+    def __init__(self, as_json: bool = False) -> None:
+        self.as_json = as_json
+
+    def report(self, report: Report) -> str:
+        if self.as_json:
+            return report.model_dump_json(indent=2)
+        from adapters.text import render_text  # loads only when a report is shown
+
+        return render_text(report)
+
+    def help(self, answer: HelpAnswer) -> str:
+        return answer.text
+
+    def gpus(self, answer: GpuListAnswer) -> str:
+        rows = [f"{g.name:<40} {format_bytes(g.memory_bytes):>10}  "
+                f"{g.bandwidth_gbs or 0:>7g} GB/s  {g.tflops_fp16 or 0:>6g} TFLOPS"
+                for g in answer.gpus]
+        return "\n".join(rows) if rows else \
+            f"No GPU matches '{answer.query}'. Try a name such as 4090 or a100."
+
+    def models(self, answer: ModelListAnswer) -> str:
+        lines = list(answer.ids) or [f"No model matches '{answer.query}'."]
+        return "\n".join([*lines, *([f"note: {answer.note}"] if answer.note else [])])
+
+    def error(self, error: UserError) -> str:
+        hint = error.hint_with(CONFIG_WAY)
+        return f"error: {error.message}" + (f"\nhint: {hint}" if hint else "")
+
+
+def render_terminal(answer: Answer, as_json: bool = False) -> str:
+    return render(answer, TerminalRenderer(as_json))

@@ -1,0 +1,65 @@
+"""The one place a parsed command becomes an answer, for the CLI and the service alike.
+
+``answer`` is the whole of it (async: the Hub may be asked). ``answer_here`` is the part that
+needs no Hub and no event loop (help, GPUs, estimates of bundled models, sizes and uploaded
+configs), which the CLI uses first so that it never loads asyncio or huggingface_hub for them;
+it answers None when only ``answer`` can."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer, ReportJob, offline_job
+from core.parser import Command, EstimateCommand, GpusCommand, HelpCommand, ModelsCommand
+from core.resolve import parse_size
+from core.snapshot import lookup
+
+if TYPE_CHECKING:
+    from adapters.hub.cache import ConfigCache
+    from adapters.hub.settings import HubSettings
+    from core.answer import RunJob
+
+
+def _lookup(command: Command) -> Answer | None:
+    if isinstance(command, HelpCommand):
+        from core.help import help_text
+
+        return HelpAnswer(help_text(command.topic))
+    if isinstance(command, GpusCommand):
+        from core.gpus import search_gpus
+
+        return GpuListAnswer(command.query, search_gpus(command.query, limit=25))
+    return None
+
+
+def local_job(command: EstimateCommand, config: dict[str, Any] | None) -> ReportJob | None:
+    """The estimate's job when nothing needs the Hub: an uploaded config, a size, a bundled id."""
+    model = command.request.model
+    if config is not None or parse_size(model) is not None or lookup(model)[0] is not None:
+        return offline_job(command, config)
+    return None
+
+
+def answer_here(command: Command, config: dict[str, Any] | None = None) -> Answer | None:
+    """The answer when it needs neither the Hub nor an event loop; None otherwise."""
+    if (found := _lookup(command)) is not None:
+        return found
+    if isinstance(command, EstimateCommand) and (job := local_job(command, config)) is not None:
+        return job.run()
+    return None
+
+
+async def answer(command: Command, hub: HubSettings, cache: ConfigCache,
+                 config: dict[str, Any] | None = None, run: RunJob | None = None) -> Answer:
+    """The answer to any command; ``run`` computes reports (the service's, off its loop)."""
+    if (found := _lookup(command)) is not None:
+        return found
+    if isinstance(command, ModelsCommand):  # bundled ids first, then the Hub's
+        from adapters.hub.search import find_models
+
+        models = await find_models(command.query, hub, cache)
+        return ModelListAnswer(command.query, models.ids, models.note)
+    from adapters.hub.answer import estimate_command_async, run_here
+
+    assert isinstance(command, EstimateCommand)  # help and gpus were answered above
+    return await estimate_command_async(command, hub, cache, config, run or run_here)
