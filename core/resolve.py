@@ -138,7 +138,12 @@ def from_config(model_id: str, config: dict[str, Any], source: ModelSource,
 def _snapshot_model(repo_id: str) -> ResolvedModel:
     """Specs are built once per process: a snapshot entry never changes."""
     entry = snapshot.entries()[repo_id.lower()]
-    return replace(from_config(entry.id, entry.config, "snapshot"), recipe=("snapshot", entry.id))
+    model = replace(from_config(entry.id, entry.config, "snapshot"), recipe=("snapshot", entry.id))
+    if entry.params_unchecked is None:
+        return model
+    note = (f"parameter count from the architecture, not checked against the checkpoint "
+            f"({entry.params_unchecked})")
+    return replace(model, exact_params=False, notes=(*model.notes, note))
 
 
 def resolve_offline(text: str) -> ResolvedModel:

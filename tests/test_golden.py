@@ -86,6 +86,24 @@ def test_where_transformers_cannot_tell_the_hub_count_does(model_id: str) -> Non
     assert spec.params == entries()[model_id.lower()].published_params
 
 
+def checked_by_a_reference(model_id: str) -> bool:
+    """Whether a test above checks the model's count: transformers builds it as its checkpoint
+    is, or a published exact count exists."""
+    departs_or_skipped = model_id in TRANSFORMERS_DEPARTS or model_id in PARAMS["skipped"]
+    return (model_id in PARAMS["models"] and not departs_or_skipped) or bool(
+        entries()[model_id.lower()].published_params)
+
+
+def test_every_exact_count_is_checked_and_the_rest_say_they_are_not() -> None:
+    from core.resolve import resolve_offline
+
+    for entry in entries().values():
+        model = resolve_offline(entry.id)
+        assert model.exact_params == checked_by_a_reference(entry.id), entry.id
+        if entry.params_unchecked is not None:  # known, or not: the answer says it is not exact
+            assert any("not checked against the checkpoint" in n for n in model.notes)
+
+
 @pytest.mark.parametrize("model_id", sorted(KV["models"]))
 def test_kv_cache_elements_per_token_match_transformers(model_id: str) -> None:
     golden = KV["models"][model_id]
