@@ -118,8 +118,13 @@ class GatewayBot:
             await self.handler.drain(self.settings.shutdown_timeout_s)
             if self.client is not None:
                 await self.client.close()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await asyncio.wait_for(running, timeout=10)
+            except (asyncio.CancelledError, TimeoutError):
+                pass  # stopped, or stopped waiting for it: shutting down either way
+            except Exception as exc:
+                log.warning("the Discord gateway bot ended with an error at shutdown: %s",
+                            type(exc).__name__)
             discord.http.Route.BASE = previous
 
     async def run(self) -> None:

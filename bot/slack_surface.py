@@ -385,7 +385,12 @@ def _socket_mode(bolt: AsyncApp, app_token: str,
         finally:
             await handler.close_async()  # type: ignore[no-untyped-call]
             connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await connecting
+            except asyncio.CancelledError:
+                pass  # cancelled just above: shutting down
+            except Exception as exc:
+                log.warning("slack: Socket Mode ended with an error at shutdown: %s",
+                            type(exc).__name__)
 
     return socket_mode

@@ -74,3 +74,34 @@ def test_the_io_check_sees_every_kind_of_import() -> None:
     found = [n for n in _imported_modules(ast.parse(code)) if _is_io(n)]
     assert found == ["asyncio", "urllib.request", "huggingface_hub.errors", "threading",
                      "threading.Thread"]
+
+
+def _catches_everything(node: ast.expr | None) -> bool:
+    names = [node] if not isinstance(node, ast.Tuple) else list(node.elts)
+    return any(isinstance(n, ast.Name) and n.id in ("Exception", "BaseException") for n in names)
+
+
+def _says_something(body: list[ast.stmt]) -> bool:
+    """A handler that logs, notes, re-raises or hands the error on does something with it."""
+    for stmt in body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Raise | ast.Call):
+                return True
+            if isinstance(node, ast.Assign | ast.Return) and any(
+                    isinstance(n, ast.Name) and n.id in ("exc", "err", "error")
+                    for n in ast.walk(node)):
+                return True
+    return False
+
+
+def test_no_error_is_swallowed_without_a_word() -> None:
+    """No ``suppress(Exception)``, and no ``except Exception`` that only passes: every error
+    caught wholesale is logged, noted for the user, or handed on."""
+    for top in ("core", "adapters", "bot", "bench"):
+        for path in (ROOT / top).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+                if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "suppress":
+                    assert not any(_catches_everything(a) for a in node.args), where
+                if isinstance(node, ast.ExceptHandler) and _catches_everything(node.type):
+                    assert _says_something(node.body), where
