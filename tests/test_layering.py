@@ -105,3 +105,56 @@ def test_no_error_is_swallowed_without_a_word() -> None:
                     assert not any(_catches_everything(a) for a in node.args), where
                 if isinstance(node, ast.ExceptHandler) and _catches_everything(node.type):
                     assert _says_something(node.body), where
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Project module -> the project modules it imports, anywhere in it (lazy imports count:
+    a circle through a function-level import is still a circle)."""
+    modules: dict[str, Path] = {}
+    for top in ("core", "adapters", "bot", "bench"):
+        for path in (ROOT / top).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            modules[name.removesuffix(".__init__")] = path
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                deps |= {m for a in node.names if (m := known(a.name))}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                deps |= {m for a in node.names
+                         if (m := known(f"{node.module}.{a.name}") or known(node.module))}
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_the_import_graph_has_no_circle() -> None:
+    graph = _import_graph()
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError("import circle: " + " -> ".join(
+                [*path[path.index(module):], module]))
+        if module in done:
+            return
+        for dep in sorted(graph[module]):
+            visit(dep, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def test_layers_import_only_downwards() -> None:
+    """bench -> bot -> adapters -> core: no arrow back up."""
+    rank = {"core": 0, "adapters": 1, "bot": 2, "bench": 3}
+    for module, deps in _import_graph().items():
+        for dep in deps:
+            assert rank[dep.split(".")[0]] <= rank[module.split(".")[0]], f"{module} imports {dep}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.architectures import register
+from core.architectures.registry import register
 from core.architectures._blocks import Config, embeddings, get, linear, mlp, norm
 from core.architectures._decoder import (
     DecoderLayout,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.architectures import register
+from core.architectures.registry import register
 from core.architectures._blocks import Config, get
 from core.architectures._decoder import DecoderLayout, build_decoder
 from core.spec import ModelSpec

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from core.architectures import register
+from core.architectures.registry import register
 from core.architectures._blocks import Config, get, linear, mlp, norm
 from core.architectures._decoder import DecoderLayout, build_decoder, experts, router, shared_expert
 from core.spec import KvLayer, ModelSpec, MoeSpec

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from core.architectures import build_spec, register
+from core.architectures.registry import build_spec, register
 from core.architectures._blocks import Config, get, linear, mlp, norm
 from core.spec import ModelSpec
 from core.tensors import Tensor
