@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.architectures.registry import register
 from core.architectures._blocks import Config, get, linear, norm
 from core.architectures._decoder import DecoderLayout, build_decoder
+from core.architectures.registry import register
 from core.spec import ModelSpec
 from core.tensors import Tensor
 

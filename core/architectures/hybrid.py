@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.architectures.registry import register
 from core.architectures._blocks import Config, embeddings, get, linear, mlp, norm
 from core.architectures._decoder import (
     DecoderLayout,
@@ -15,6 +14,7 @@ from core.architectures._decoder import (
     router,
     shared_expert,
 )
+from core.architectures.registry import register
 from core.spec import KvLayer, ModelSpec, MoeSpec
 from core.tensors import Tensor
 

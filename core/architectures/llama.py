@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.architectures.registry import register
 from core.architectures._blocks import Config, get
 from core.architectures._decoder import DecoderLayout, build_decoder
+from core.architectures.registry import register
 from core.spec import ModelSpec
 
 

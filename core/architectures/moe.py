@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from core.architectures.registry import register
 from core.architectures._blocks import Config, get, linear, mlp, norm
 from core.architectures._decoder import DecoderLayout, build_decoder, experts, router, shared_expert
+from core.architectures.registry import register
 from core.spec import KvLayer, ModelSpec, MoeSpec
 from core.tensors import Tensor
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from core.architectures.registry import build_spec, register
 from core.architectures._blocks import Config, get, linear, mlp, norm
+from core.architectures.registry import build_spec, register
 from core.spec import ModelSpec
 from core.tensors import Tensor
 

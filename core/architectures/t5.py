@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.architectures.registry import register
 from core.architectures._blocks import Config, get, linear, mlp, norm
+from core.architectures.registry import register
 from core.spec import KvLayer, ModelSpec
 from core.tensors import Tensor, TensorPart
 
