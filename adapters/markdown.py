@@ -15,6 +15,7 @@ from adapters.text import (
     breakdown_rows,
     kv_pool_phrase,
     limits_line,
+    offload_ram_bytes,
     placement_lines,
     speed_line,
     suggestions_title,
@@ -79,20 +80,15 @@ def breakdown_table(report: Report) -> str:
 
 def _detail_items(report: Report) -> list[str]:
     """The engine's own figures: vLLM's KV capacity, CPU offload RAM, llama.cpp's split."""
-    details = report.engine_details
     items = []
-    kv_pool = kv_pool_phrase(details)
+    kv_pool = kv_pool_phrase(report)
     if kv_pool:
         items.append(f"**KV cache:** {kv_pool}")
-    if int(str(details.get("cpu_ram_bytes", 0))) > 0:
-        items.append("**CPU RAM for the offload:** "
-                     f"{format_bytes(int(str(details['cpu_ram_bytes'])))} in all")
-    placement = placement_lines(report)
-    if placement:  # llama.cpp/Ollama: what sits in VRAM and what in RAM
-        items += [escape(line.strip()) for line in placement]
-    elif "partial_offload" in details:
-        items.append(f"**Partial offload:** {escape(str(details['partial_offload']))}; system RAM "
-                     f"needed: {format_bytes(int(str(details['system_ram_bytes'])))}")
+    offloaded = offload_ram_bytes(report)
+    if offloaded:
+        items.append(f"**CPU RAM for the offload:** {format_bytes(offloaded)} in all")
+    # llama.cpp/Ollama: what sits in VRAM and what in RAM (its partial offload among them)
+    items += [escape(line.strip()) for line in placement_lines(report)]
     return items
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.engines.details import LlamaCppDetails, RamBytes, TrainingDetails, VllmDetails, VramBytes
 from core.report import Report
 from core.units import format_bytes, format_tokens
 
@@ -27,15 +28,14 @@ def verdict_sentence(report: Report) -> str:
 
 def split_clause(report: Report) -> str:
     """llama.cpp/Ollama: the GPU/CPU split that still runs when the model is too big for VRAM."""
-    details = report.engine_details
-    placement = details.get("placement")
-    if (not isinstance(placement, dict) or placement.get("cpu_only")
-            or not details.get("ram_fits", True)):
+    llama = report.engine_details.engine
+    if (not isinstance(llama, LlamaCppDetails) or llama.placement.cpu_only
+            or (llama.ram is not None and not llama.ram.ram_fits)):
         return ""
-    ngl, n_layers = placement.get("layers_on_gpu"), details.get("n_layers")
-    if not isinstance(ngl, int) or not isinstance(n_layers, int) or not 0 < ngl < n_layers:
+    ngl, n_layers = llama.placement.layers_on_gpu, llama.n_layers
+    if not 0 < ngl < n_layers:
         return ""
-    ram = format_bytes(int(placement["ram_bytes"]["total"]))
+    ram = format_bytes(llama.placement.ram_bytes.total)
     speed = report.speed.decode_tokens_per_s
     pace = f" at about {speed:.3g} tokens/s" if speed else ""
     return f" It runs split: {ngl} of {n_layers} layers on the GPU, {ram} in RAM{pace}."
@@ -80,13 +80,15 @@ def speed_line(report: Report) -> str | None:
     return line
 
 
-_PARTS = (("weights", "weights"), ("token_embd", "token embedding"), ("kv_cache", "KV cache"),
-          ("compute_buffer", "compute buffer"), ("overhead", "CUDA context"))
-
-
-def _parts(side: dict[str, object]) -> str:
-    return ", ".join(f"{label} {format_bytes(int(str(side[key])))}" for key, label in _PARTS
-                     if int(str(side.get(key, 0))))
+def _parts(side: VramBytes | RamBytes) -> str:
+    """The non-zero parts of one side of a llama.cpp placement, in words."""
+    parts = [("weights", side.weights)]
+    if isinstance(side, RamBytes):
+        parts.append(("token embedding", side.token_embd))
+    parts += [("KV cache", side.kv_cache), ("compute buffer", side.compute_buffer)]
+    if isinstance(side, VramBytes):
+        parts.append(("CUDA context", side.overhead))
+    return ", ".join(f"{label} {format_bytes(size)}" for label, size in parts if size)
 
 
 def suggestions_title(report: Report) -> str:
@@ -94,13 +96,14 @@ def suggestions_title(report: Report) -> str:
     return "To make it fit" if report.verdict == "no" else "For more room"
 
 
-def kv_pool_phrase(details: dict[str, object]) -> str | None:
+def kv_pool_phrase(report: Report) -> str | None:
     """vLLM's KV pool in words: the tokens it logs and how many requests of this ctx fit."""
-    if "kv_cache_tokens" not in details:
+    vllm = report.engine_details.engine
+    if not isinstance(vllm, VllmDetails):
         return None
-    tokens = format_tokens(int(str(details["kv_cache_tokens"])))
-    concurrency = details.get("max_concurrency")
-    if int(str(details.get("kv_groups", 1))) > 1:
+    tokens = format_tokens(vllm.kv_cache_tokens)
+    concurrency = vllm.max_concurrency
+    if vllm.kv_groups > 1:
         # The logged count is per layer group; sliding-window groups hold only their window.
         return (f"holds {tokens} tokens per layer group; sliding-window layers keep only their "
                 f"window, so {concurrency} requests of this ctx fit")
@@ -110,26 +113,31 @@ def kv_pool_phrase(details: dict[str, object]) -> str | None:
 def engine_lines(report: Report) -> list[str]:
     """What the engine does with the memory: vLLM's KV pool, a training offload's CPU RAM,
     llama.cpp's VRAM/RAM placement (lines of placement_lines indented as in the terminal)."""
-    details = report.engine_details
     lines = []
-    kv_pool = kv_pool_phrase(details)
+    kv_pool = kv_pool_phrase(report)
     if kv_pool:
         lines.append(f"KV cache {kv_pool}")
-    if int(str(details.get("cpu_ram_bytes", 0))) > 0:
-        lines.append(f"CPU RAM for the offload: "
-                     f"{format_bytes(int(str(details['cpu_ram_bytes'])))} in all")
+    offloaded = offload_ram_bytes(report)
+    if offloaded:
+        lines.append(f"CPU RAM for the offload: {format_bytes(offloaded)} in all")
     return lines + placement_lines(report)
+
+
+def offload_ram_bytes(report: Report) -> int:
+    """Training with offload=cpu: the CPU RAM its states, gradients (and parameters) take."""
+    training = report.engine_details.engine
+    return training.cpu_ram_bytes if isinstance(training, TrainingDetails) else 0
 
 
 def placement_lines(report: Report) -> list[str]:
     """llama.cpp/Ollama: what sits in VRAM and what in RAM, and whether RAM suffices."""
-    details = report.engine_details
-    placement = details.get("placement")
-    if not isinstance(placement, dict):
+    llama = report.engine_details.engine
+    if not isinstance(llama, LlamaCppDetails):
         return []
-    vram, ram = placement["vram_bytes"], placement["ram_bytes"]
-    n_layers, ngl = details.get("n_layers"), placement["layers_on_gpu"]
-    if placement["cpu_only"]:
+    placement = llama.placement
+    vram, ram = placement.vram_bytes, placement.ram_bytes
+    n_layers, ngl = llama.n_layers, placement.layers_on_gpu
+    if placement.cpu_only:
         head = "Placement: everything in system RAM (CPU only)"
     elif ngl == n_layers:
         head = f"Placement: all {n_layers} layers and the output layer on the GPU"
@@ -138,16 +146,17 @@ def placement_lines(report: Report) -> list[str]:
         head = (f"Placement ({chosen}): {ngl} of {n_layers} layers on the GPU (-ngl {ngl}), "
                 "the rest in RAM")
     lines = [head]
-    if int(vram["total"]):
-        lines.append(f"  VRAM {format_bytes(int(vram['total'])):>10}  {_parts(vram)}")
-    lines.append(f"  RAM  {format_bytes(int(ram['total'])):>10}  {_parts(ram)}")
-    if "ram_needed_bytes" in details:
-        need = format_bytes(int(str(details["ram_needed_bytes"])))
-        have = format_bytes(int(str(details["ram_available_bytes"])))
-        total = format_bytes(int(str(details["ram_total_bytes"])))
-        reserve = format_bytes(int(str(details["ram_reserve_bytes"])))
-        verdict = "enough" if details.get("ram_fits") else "NOT enough"
-        pool = " (unified memory: GPU and CPU share it)" if details.get("unified_memory") else ""
+    if vram.total:
+        lines.append(f"  VRAM {format_bytes(vram.total):>10}  {_parts(vram)}")
+    lines.append(f"  RAM  {format_bytes(ram.total):>10}  {_parts(ram)}")
+    check = llama.ram
+    if check is not None:
+        need = format_bytes(check.ram_needed_bytes)
+        have = format_bytes(check.ram_available_bytes)
+        total = format_bytes(check.ram_total_bytes)
+        reserve = format_bytes(check.ram_reserve_bytes)
+        verdict = "enough" if check.ram_fits else "NOT enough"
+        pool = " (unified memory: GPU and CPU share it)" if check.unified_memory else ""
         lines.append(f"RAM: needs {need} of {have} usable ({total} less {reserve} for the OS)"
                      f"{pool}: {verdict}")
     return lines

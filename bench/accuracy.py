@@ -16,11 +16,12 @@ import math
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bench import training_reference
 from bench.reference_set import cases, records, training_cases
 from core.answer import estimate_command
+from core.engines.details import TrainingDetails, TransformersDetails, VllmDetails
 from core.parser import EstimateCommand, parse_command
 from core.report import Report
 
@@ -28,13 +29,22 @@ GB = 10**9
 BYTE_UNITS = {"GiB": 1 << 30, "GB": 10**9, "MiB": 1 << 20, "MB": 10**6}
 
 
-def _details(key: str) -> Callable[[Report], float]:
-    def get(report: Report) -> float:
-        value = report.engine_details.get(key)
-        if not isinstance(value, (int, float)):
-            raise KeyError(f"engine_details has no number {key!r} for engine {report.engine}")
-        return float(value)
-    return get
+D = TypeVar("D")
+
+
+def _of(report: Report, kind: type[D]) -> D:
+    """The engine's own figures, which must be of ``kind`` for the quantity compared."""
+    details = report.engine_details.engine
+    if not isinstance(details, kind):
+        raise KeyError(f"engine {report.engine} reports no {kind.__name__}")
+    return details
+
+
+def _max_concurrency(report: Report) -> float:
+    value = _of(report, VllmDetails).max_concurrency
+    if value is None:
+        raise KeyError(f"engine {report.engine} reports no max_concurrency without a ctx")
+    return value
 
 
 # Report quantity -> (getter, is a byte count). Each reads real fields of the Report.
@@ -50,16 +60,16 @@ QUANTITIES: dict[str, tuple[Callable[[Report], float], bool]] = {
     "kv_cache_all_gpus": (lambda r: r.breakdown.kv_cache * r.gpu.count, True),
     "total_without_context_all_gpus": (
         lambda r: (r.total_bytes - r.breakdown.overhead) * r.gpu.count, True),
-    "gguf_weights": (_details("weights_total_bytes"), True),
+    "gguf_weights": (lambda r: r.engine_details.weights_total_bytes, True),
     # what nvidia-smi shows of transformers' generate(): allocated + the allocator's cached
     # blocks while the cache grows (core/engines/transformers.py GROWTH_RESERVE)
-    "reserved": (_details("reserved_bytes"), True),
+    "reserved": (lambda r: _of(r, TransformersDetails).reserved_bytes, True),
     # training's torch.cuda.max_memory_allocated (the breakdown is the reserved peak)
-    "allocated": (_details("allocated_bytes"), True),
-    "budget": (_details("budget_bytes"), True),
-    "kv_cache_tokens": (_details("kv_cache_tokens"), False),
-    "kv_blocks": (_details("kv_blocks"), False),
-    "max_concurrency": (_details("max_concurrency"), False),
+    "allocated": (lambda r: _of(r, TrainingDetails).allocated_bytes, True),
+    "budget": (lambda r: _of(r, VllmDetails).budget_bytes, True),
+    "kv_cache_tokens": (lambda r: _of(r, VllmDetails).kv_cache_tokens, False),
+    "kv_blocks": (lambda r: _of(r, VllmDetails).kv_blocks, False),
+    "max_concurrency": (_max_concurrency, False),
 }
 
 

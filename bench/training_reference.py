@@ -4,7 +4,7 @@
 
 Each case maps a record of bench/reference/measured-public.jsonl to the fits command that
 describes its setup. Allocator figures (max_memory_allocated, torchtune's peak) are compared
-with fits' allocated peak (engine_details["allocated_bytes"], no CUDA context);
+with fits' allocated peak (TrainingDetails.allocated_bytes, no CUDA context);
 torch.cuda.max_memory_reserved figures (measures "torch_reserved") with the reserved peak, the
 total without the CUDA context; whole-process figures (nvidia-smi, "process") with the total.
 """
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from bench.reference_set import records, training_cases
 from core.answer import estimate_command
+from core.engines.details import TrainingDetails
 from core.parser import EstimateCommand, parse_command
 
 UNITS = {"GiB": 1 << 30, "GB": 10**9, "MiB": 1 << 20, "MB": 10**6, "tokens": 1}
@@ -50,7 +51,9 @@ def compare_all() -> list[Comparison]:
         else:
             estimated = report.total_bytes
             if case["measures"] == "allocated":
-                estimated = float(report.engine_details["allocated_bytes"])  # type: ignore[arg-type]
+                details = report.engine_details.engine
+                assert isinstance(details, TrainingDetails), report.engine
+                estimated = float(details.allocated_bytes)
             elif case["measures"] == "torch_reserved":
                 estimated -= report.breakdown.overhead  # the allocator's pool, no CUDA context
         out.append(Comparison(case["id"], case["command"], measured, estimated, case["why"]))

@@ -6,9 +6,10 @@ the types every surface renders (Answer, Caller, AnswerService) live here too.""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.engines.details import HubExtras
 from core.estimate import build_report
 from core.gpus import GpuSelection, resolve_gpu
 from core.parser import EstimateCommand
@@ -72,22 +73,20 @@ def with_hub_details(report: Report, found: HubResolution) -> Report:
     """``report`` with what the Hub told beyond the model: its exact parameter count, and for a
     GGUF repo the files of the chosen quantization, their bytes and how they compare with the
     estimate's weights."""
-    details: dict[str, object] = {}
     extra: list[str] = []
-    if found.model.hub_params is not None:
-        details["hub_params"] = found.model.hub_params
+    files: tuple[str, ...] | None = None
+    file_bytes: int | None = None
     chosen = found.gguf_for(report.model.weight_format) if found.gguf else None
     if chosen is not None and chosen.size_bytes:
-        details["gguf_files"] = list(chosen.files)
-        details["gguf_file_bytes"] = chosen.size_bytes
-        total = report.engine_details.get("weights_total_bytes")
-        ours = f"; the estimate's weights total {format_bytes(total)}" if isinstance(total, int) else ""
+        files, file_bytes = tuple(chosen.files), chosen.size_bytes
+        total = report.engine_details.weights_total_bytes
         extra.append(f"the repo's {chosen.quant} file is {format_bytes(chosen.size_bytes)} on the "
-                     f"Hub{ours}")
-    if not details:
+                     f"Hub; the estimate's weights total {format_bytes(total)}")
+    if found.model.hub_params is None and files is None:
         return report
+    hub = HubExtras(hub_params=found.model.hub_params, gguf_files=files, gguf_file_bytes=file_bytes)
     return report.model_copy(update={
-        "engine_details": {**report.engine_details, **details},
+        "engine_details": replace(report.engine_details, hub=hub),
         "assumptions": [*report.assumptions, *extra]})
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.engines.details import HostInfo, LlamaCppDetails, RamCheck
 from core.errors import UserError
 from core.gpus import Gpu, GpuSelection
 
@@ -316,19 +317,16 @@ def ram_needed(ram_side: int, gpu_side_total: int, host: Host, cpu_only: bool) -
     return ram_side + (gpu_side_total if host.unified and not cpu_only else 0)
 
 
-def ram_details(details: dict[str, object], host: Host) -> dict[str, object]:
-    """What the Report says about RAM next to the engine's placement: needed, available, fits."""
-    placement = details.get("placement")
-    if not isinstance(placement, dict):
-        return {}
-    vram = placement["vram_bytes"]["total"]
-    needed = ram_needed(int(str(details["system_ram_bytes"])), int(vram), host,
-                        bool(placement["cpu_only"]))
-    return {
-        "ram_needed_bytes": needed, "ram_available_bytes": host.usable_ram_bytes,
-        "ram_total_bytes": host.ram_bytes, "ram_reserve_bytes": host.reserve_bytes,
-        "ram_fits": needed <= host.usable_ram_bytes, "unified_memory": host.unified,
-        "host": {"cpu": host.cpu.name if host.cpu else None,
-                 "ram_bandwidth_gbs": host.bandwidth_gbs, "cpu_tflops_fp32": round(host.flops / 1e12, 2),
-                 "notes": [host.ram_note, host.bandwidth_note, host.flops_note]},
-    }
+def ram_check(details: LlamaCppDetails, host: Host) -> RamCheck:
+    """Whether a llama.cpp run's RAM side fits the host: needed, available, and the host."""
+    placement = details.placement
+    needed = ram_needed(details.system_ram_bytes, placement.vram_bytes.total, host,
+                        placement.cpu_only)
+    return RamCheck(
+        ram_needed_bytes=needed, ram_available_bytes=host.usable_ram_bytes,
+        ram_total_bytes=host.ram_bytes, ram_reserve_bytes=host.reserve_bytes,
+        ram_fits=needed <= host.usable_ram_bytes, unified_memory=host.unified,
+        host=HostInfo(cpu=host.cpu.name if host.cpu else None,
+                      ram_bandwidth_gbs=host.bandwidth_gbs,
+                      cpu_tflops_fp32=round(host.flops / 1e12, 2),
+                      notes=(host.ram_note, host.bandwidth_note, host.flops_note)))

@@ -7,9 +7,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from core.cpus import Host, cpu_only_selection, host_for, ram_details, ram_needed
+from core.cpus import Host, cpu_only_selection, host_for, ram_check, ram_needed
 from core.engines import exllamav2, llamacpp, training, transformers, vllm
 from core.engines.base import EngineEstimate, Scenario
+from core.engines.details import (
+    EngineDetails,
+    LlamaCppDetails,
+    Placement,
+    ReportDetails,
+    TrainingDetails,
+    VllmDetails,
+)
 from core.errors import UserError
 from core.formats import WeightFormat, active_weight_bytes, is_gguf, weight_bytes
 from core.gpus import GpuSelection, gpu_words_without_count, is_no_gpu
@@ -71,12 +79,12 @@ class Setup:
 
     def ram_fits(self, est: EngineEstimate) -> bool:
         """llama.cpp's RAM side (everything, on unified memory) must fit in RAM less the reserve."""
-        placement = est.details.get("placement")
-        if self.host is None or not isinstance(placement, dict):
+        details = est.details
+        if self.host is None or not isinstance(details, LlamaCppDetails):
             return True
-        needed = ram_needed(int(str(est.details["system_ram_bytes"])),
-                            int(placement["vram_bytes"]["total"]), self.host,
-                            bool(placement["cpu_only"]))
+        placement = details.placement
+        needed = ram_needed(details.system_ram_bytes, placement.vram_bytes.total, self.host,
+                            placement.cpu_only)
         return needed <= self.host.usable_ram_bytes
 
 
@@ -149,9 +157,9 @@ def _suggestions(setup: Setup, base: EngineEstimate, ctx_max: int | None,
     def add(change: str, trial: Setup, why: str, **changes: object) -> None:
         est = trial.run(**changes)
         fits = trial.fits(est)
-        if fits and trial.engine in LLAMA_CPP_ENGINES and req.mode == "infer":
+        if fits and isinstance(est.details, LlamaCppDetails):  # llama.cpp or Ollama inference
             why += _speed_words(llamacpp_speed(replace(trial, request=trial.scenario(
-                **changes).request), est))
+                **changes).request), est.details.placement))
         out.append(Suggestion(change=change, total_bytes=est.total, fits=fits, why=why))
 
     if req.mode == "train":
@@ -168,9 +176,10 @@ def _suggestions(setup: Setup, base: EngineEstimate, ctx_max: int | None,
     kv = cheaper_kv.get(engine_family(setup.engine)) if req.mode == "infer" else None
     if kv and req.kv in ("fp16", "bf16"):
         add(f"kv={kv}", setup, "a quantized KV cache", kv=kv)
-    ngl = base.details.get("n_gpu_layers")
-    if isinstance(ngl, int) and 0 < ngl < setup.model.spec.n_layers and req.ngl is None:
-        ram = int(str(base.details["system_ram_bytes"]))
+    llama = base.details
+    if (isinstance(llama, LlamaCppDetails) and 0 < llama.n_gpu_layers < setup.model.spec.n_layers
+            and req.ngl is None):
+        ngl, ram = llama.n_gpu_layers, llama.system_ram_bytes
         add(f"ngl={ngl}", setup, f"llama.cpp -ngl {ngl}: {ngl} of {setup.model.spec.n_layers} "
             f"layers on the GPU, {ram / (1 << 30):.1f} GiB in system RAM", ngl=ngl)
     gpu = setup.gpu
@@ -217,7 +226,9 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
     est = setup.run()
     fits = setup.fits(est)
     usable = gpu.usable_bytes
-    headroom = int(str(est.details.get("headroom_bytes", usable - est.total)))
+    # vLLM's pool always fills its budget: its headroom is the KV room beyond ctx x batch.
+    headroom = (est.details.headroom_bytes if isinstance(est.details, VllmDetails)
+                else usable - est.total)
     tight = fits and headroom < TIGHT_FRACTION * usable
     ctx_max = max_context(setup)
     batch_max = max_batch(setup)
@@ -233,17 +244,18 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         batch=request.batch, bandwidth_gbs=gpu.gpu.bandwidth_gbs, tflops=gpu.gpu.tflops_fp16,
         gpu_count=gpu.count)
 
-    host_details: dict[str, object] = {}
-    if llama and host is not None:
-        speed = llamacpp_speed(setup, est)
-        host_details = {**ram_details(est.details, host), "speed_assumptions": list(speed.notes)}
+    details: EngineDetails = est.details
+    if isinstance(details, LlamaCppDetails) and host is not None:
+        speed = llamacpp_speed(setup, details.placement)
+        details = replace(details, ram=ram_check(details, host),
+                          speed_assumptions=tuple(speed.notes))
     speed_notes = list(speed.notes)
     speed_model = Speed(decode_tokens_per_s=speed.decode_tokens_per_s,
                         prefill_seconds=speed.prefill_seconds, bound=speed.bound)
-    if request.mode == "train":
+    if isinstance(details, TrainingDetails):  # train mode
         tokens = request.batch * request.ctx * gpu.count
         step, rate, note = training_speed(
-            flops_per_token=int(str(est.details["flops_per_token"])), tokens_per_step=tokens,
+            flops_per_token=details.flops_per_token, tokens_per_step=tokens,
             tflops=gpu.gpu.tflops_fp16, gpu_count=gpu.count, mfu=training.MFU)
         speed_model = Speed(decode_tokens_per_s=None, prefill_seconds=None, bound="compute",
                             step_seconds=step, train_tokens_per_s=rate)
@@ -271,8 +283,7 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         best_quant=quant,
         suggestions=suggestions,
         speed=speed_model,
-        engine_details={"weights_total_bytes": weight_bytes(spec, fmt), **est.details,
-                        **host_details},
+        engine_details=ReportDetails(weight_bytes(spec, fmt), details),
         assumptions=[a for a in assumptions if a],
         warnings=est.warnings,
     )
@@ -294,13 +305,11 @@ def _cpu_only_request(request: EstimateRequest,
     return request, notes
 
 
-def llamacpp_speed(setup: Setup, est: EngineEstimate) -> SpeedEstimate:
+def llamacpp_speed(setup: Setup, placement: Placement) -> SpeedEstimate:
     """Tokens/s of a llama.cpp/Ollama placement: VRAM and RAM read per token, each at its
     bandwidth; prompt processing on the GPU (or the CPU without one)."""
     assert setup.host is not None
     req = setup.request
-    placement = est.details["placement"]
-    assert isinstance(placement, dict)
     return llamacpp_report_speed(placement, setup.gpu.gpu, setup.host,
                                  active_params=setup.model.spec.active_params,
                                  prompt_tokens=req.prompt or req.ctx, batch=req.batch,

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from math import ceil
 
 from core import gguf
+from core.memo import per_spec
 from core.spec import ModelSpec
 from core.tensors import Tensor
 
@@ -104,12 +105,9 @@ def gguf_info(spec: ModelSpec) -> gguf.GgufModelInfo:
     )
 
 
+@per_spec()
 def layer_weight_bytes(spec: ModelSpec, fmt: WeightFormat) -> dict[int | None, int]:
     """Bytes per text layer (None: embeddings, head, final norm and every non-text tensor)."""
-    key = ("layer_bytes", fmt)
-    cached = spec.memo.get(key)
-    if cached is not None:
-        return cached  # type: ignore[return-value]
     out: dict[int | None, int]
     if is_gguf(fmt.name):
         out = gguf.gguf_layer_bytes(spec.tensors, fmt.name, gguf_info(spec))
@@ -121,30 +119,17 @@ def layer_weight_bytes(spec: ModelSpec, fmt: WeightFormat) -> dict[int | None, i
         for t in spec.tensors:
             layer = t.layer if t.part == "text" else None
             out[layer] = out.get(layer, 0) + tensor_bytes(t, fmt, base)
-    spec.memo[key] = out
     return out
 
 
+@per_spec()
 def weight_bytes(spec: ModelSpec, fmt: WeightFormat) -> int:
-    key = ("weight_bytes", fmt)
-    cached = spec.memo.get(key)
-    if cached is None:
-        cached = sum(layer_weight_bytes(spec, fmt).values())
-        spec.memo[key] = cached
-    return cached  # type: ignore[return-value]
+    return sum(layer_weight_bytes(spec, fmt).values())
 
 
+@per_spec()
 def named_tensor_bytes(spec: ModelSpec, fmt: WeightFormat, name: str) -> int:
     """Bytes of the non-layer tensors called ``name`` (e.g. token_embd) in ``fmt``."""
-    key = ("named_bytes", name, fmt)
-    cached = spec.memo.get(key)
-    if cached is not None:
-        return cached  # type: ignore[return-value]
-    spec.memo[key] = total = _named_tensor_bytes(spec, fmt, name)
-    return total
-
-
-def _named_tensor_bytes(spec: ModelSpec, fmt: WeightFormat, name: str) -> int:
     tensors = [t for t in spec.tensors if t.name == name and t.layer is None and t.part == "text"]
     if is_gguf(fmt.name):
         info = gguf_info(spec)
@@ -156,17 +141,13 @@ def is_gguf(name: str) -> bool:
     return name in gguf.preset_names()
 
 
+@per_spec()
 def active_weight_bytes(spec: ModelSpec, fmt: WeightFormat) -> int:
     """Bytes read per decoded token: every weight but the unused routed experts."""
     total = weight_bytes(spec, fmt)
     if spec.moe is None:
         return total
-    key = ("active_bytes", fmt)
-    cached = spec.memo.get(key)
-    if cached is None:
-        routed_params = sum(t.numel for t in spec.tensors if t.name.endswith("_exps"))
-        share = routed_params / max(1, spec.params)
-        routed_bytes = total * share
-        cached = int(total - routed_bytes + routed_bytes * spec.moe.top_k / spec.moe.n_experts)
-        spec.memo[key] = cached
-    return cached  # type: ignore[return-value]
+    routed_params = sum(t.numel for t in spec.tensors if t.name.endswith("_exps"))
+    share = routed_params / max(1, spec.params)
+    routed_bytes = total * share
+    return int(total - routed_bytes + routed_bytes * spec.moe.top_k / spec.moe.n_experts)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetPydanticSchema
+from pydantic_core import CoreSchema, core_schema
+
+from core.engines.details import ReportDetails, as_json
 
 
 class _Model(BaseModel):
@@ -51,6 +56,18 @@ class Speed(_Model):
     train_tokens_per_s: float | None = None
 
 
+def _details_schema(source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    """engine_details is built typed by core (no validation beyond its type) and written as the
+    flat JSON object of core.engines.details.as_json."""
+    return core_schema.is_instance_schema(
+        ReportDetails, serialization=core_schema.plain_serializer_function_ser_schema(
+            as_json, return_schema=core_schema.dict_schema(core_schema.str_schema(),
+                                                          core_schema.any_schema())))
+
+
+EngineDetailsField = Annotated[ReportDetails, GetPydanticSchema(_details_schema)]
+
+
 class Report(_Model):
     request: dict[str, object]
     model: ModelInfo
@@ -66,6 +83,6 @@ class Report(_Model):
     best_quant: str | None
     suggestions: list[Suggestion]
     speed: Speed
-    engine_details: dict[str, object]
+    engine_details: EngineDetailsField
     assumptions: list[str]
     warnings: list[str]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
+from core.memo import Memo
 from core.tensors import Tensor
 
 # full: caches K and V for every token; sliding: caches at most `window` tokens where the engine
@@ -72,8 +73,9 @@ class ModelSpec:
     approximate: bool = False
     notes: tuple[str, ...] = ()
     quantization: dict[str, object] | None = field(default=None, compare=False)
-    # Per-spec memo of derived figures (weight bytes per format ...); identity-hashed, so cheap.
-    memo: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+    # Derived figures (weight bytes per format ...), cached per spec by core.memo.per_spec. Not
+    # an __init__ argument, so a spec made by dataclasses.replace starts with its own, empty.
+    memo: Memo = field(default_factory=Memo, init=False, compare=False, repr=False)
 
     @cached_property
     def params(self) -> int:

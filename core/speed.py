@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.cpus import Host
+    from core.engines.details import Placement
     from core.gpus import Gpu
 
 DECODE_EFFICIENCY = {"hf": 0.5, "llama.cpp": 0.7, "ollama": 0.7, "exllamav2": 0.7, "vllm": 0.7,
@@ -150,13 +151,13 @@ def llamacpp_speed(*, gpu_bytes: int, ram_bytes: int, gpu: Device | None, cpu: D
                          tuple(notes))
 
 
-def llamacpp_report_speed(placement: dict[str, Any], gpu: Gpu, host: Host, *, active_params: int,
+def llamacpp_report_speed(placement: Placement, gpu: Gpu, host: Host, *, active_params: int,
                           prompt_tokens: int, batch: int, gpu_count: int) -> SpeedEstimate:
     """Speed of a llama.cpp/Ollama placement (core.engines.llamacpp), with its assumptions."""
-    read = placement["read_per_token_bytes"]
-    gpu_bytes, ram_bytes = int(read["gpu"]), int(read["ram"])
+    read = placement.read_per_token_bytes
+    gpu_bytes, ram_bytes = read.gpu, read.ram
     device: Device | None = None
-    if not placement["cpu_only"]:
+    if not placement.cpu_only:
         if not gpu.bandwidth_gbs:
             return SpeedEstimate(None, None, "memory",
                                  ("speed needs a named GPU (bandwidth, TFLOPS), not only a size",))
@@ -167,12 +168,12 @@ def llamacpp_report_speed(placement: dict[str, Any], gpu: Gpu, host: Host, *, ac
     cpu = Device(host.bandwidth_gbs, CPU_DECODE_EFFICIENCY,
                  host.flops * CPU_PREFILL_EFFICIENCY)
     total = gpu_bytes + ram_bytes
-    ram_weights = int(placement["ram_bytes"]["weights"])
+    ram_weights = placement.ram_bytes.weights
     est = llamacpp_speed(gpu_bytes=gpu_bytes, ram_bytes=ram_bytes, gpu=device, cpu=cpu,
                          active_params=active_params, gpu_share=gpu_bytes / total if total else 1,
                          prompt_tokens=prompt_tokens, batch=batch,
                          ram_weight_bytes=ram_weights if not host.unified else 0)
-    notes = [f"decode speed at {placement['decode_context_tokens']:,} tokens of context "
+    notes = [f"decode speed at {placement.decode_context_tokens:,} tokens of context "
              "(the prompt plus half the generation; prompt= and gen= change it)", *est.notes]
     if ram_bytes:
         notes.append(host.bandwidth_note)

@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import time
+from typing import TypeVar
 
 import pytest
 
@@ -17,6 +18,16 @@ def run_command(text: str) -> Report:
     command = parse_command(text)
     assert isinstance(command, EstimateCommand)
     return estimate_command(command)
+
+
+D = TypeVar("D")
+
+
+def details_of(report: Report, kind: type[D]) -> D:
+    """The engine's own figures in ``report``, checked to be ``kind`` (VllmDetails ...)."""
+    details = report.engine_details.engine
+    assert isinstance(details, kind), f"{report.engine} gave {type(details).__name__}"
+    return details
 
 
 @pytest.fixture

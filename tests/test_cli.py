@@ -86,8 +86,10 @@ HYBRID = "Qwen/Qwen3-30B-A3B Q4_K_M engine=llama.cpp gpu=rtx-3060 ram=32GB ctx=8
 @pytest.mark.parametrize("command", [CPU_ONLY, HYBRID])
 def test_cpu_and_hybrid_answers_show_placement_ram_and_speed(command: str) -> None:
     from adapters.text import placement_lines
+    from core.engines.details import LlamaCppDetails
+    from core.engines.details import as_json as to_json
     from core.units import format_bytes
-    from tests.conftest import run_command
+    from tests.conftest import details_of, run_command
 
     out = fits(command)
     assert out.returncode == 0, out.stderr
@@ -95,14 +97,15 @@ def test_cpu_and_hybrid_answers_show_placement_ram_and_speed(command: str) -> No
     text = out.stdout
     for line in placement_lines(report):  # the same placement the Report holds
         assert line in text
-    details = report.engine_details
-    need = format_bytes(int(str(details["ram_needed_bytes"])))
-    have = format_bytes(int(str(details["ram_available_bytes"])))
+    details = details_of(report, LlamaCppDetails)
+    assert details.ram is not None
+    need = format_bytes(details.ram.ram_needed_bytes)
+    have = format_bytes(details.ram.ram_available_bytes)
     assert f"RAM: needs {need} of {have} usable" in text
     assert f"about {report.speed.decode_tokens_per_s:g} tokens/s decoding" in text
     assert "RAM read at" in text and "left for the OS" in text
     as_json = json.loads(fits("--json", command).stdout)
-    assert as_json["engine_details"]["placement"] == details["placement"]
+    assert as_json["engine_details"]["placement"] == to_json(details.placement)
     assert as_json["speed"]["decode_tokens_per_s"] == report.speed.decode_tokens_per_s
 
 

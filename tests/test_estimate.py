@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 from core.architectures import build_spec
+from core.engines.details import LlamaCppDetails, TransformersDetails, VllmDetails
 from core.kv import kv_bytes_per_token
+from core.report import Report
 from core.resolve import resolve_offline
-from tests.conftest import run_command
+from tests.conftest import details_of, run_command
+
+
+def vllm(report: Report) -> VllmDetails:
+    return details_of(report, VllmDetails)
 
 GIB = 1 << 30
 
@@ -127,12 +133,12 @@ def test_max_batch_is_the_boundary() -> None:
 
 def test_vllm_reports_kv_capacity_and_concurrency() -> None:
     report = run_command("meta-llama/Meta-Llama-3-8B bf16 engine=vllm ctx=8192 gpu=h100")
-    details = report.engine_details
-    tokens = int(details["kv_cache_tokens"])
+    details = vllm(report)
+    tokens = details.kv_cache_tokens
     # The pool is what util x memory leaves after weights, activations and non-torch memory.
     assert tokens * 131072 <= report.breakdown.kv_cache < (tokens + 16) * 131072
-    assert details["max_concurrency"] == pytest.approx(tokens / 8192, abs=0.01)
-    assert details["one_sequence_fits"] is True
+    assert details.max_concurrency == pytest.approx(tokens / 8192, abs=0.01)
+    assert details.one_sequence_fits is True
 
 
 def test_vllm_batch_defaults_follow_the_card() -> None:
@@ -140,9 +146,9 @@ def test_vllm_batch_defaults_follow_the_card() -> None:
     h100 = run_command("meta-llama/Llama-3.1-8B-Instruct bf16 engine=vllm gpu=h100")
     a100 = run_command("meta-llama/Llama-3.1-8B-Instruct bf16 engine=vllm gpu=a100-80g")
     l40s = run_command("meta-llama/Llama-3.1-8B-Instruct bf16 engine=vllm gpu=l40s")
-    assert h100.engine_details["max_num_seqs"] == 1024
-    assert h100.engine_details["max_num_batched_tokens"] == 8192
-    assert a100.engine_details["max_num_seqs"] == l40s.engine_details["max_num_seqs"] == 256
+    assert vllm(h100).max_num_seqs == 1024
+    assert vllm(h100).max_num_batched_tokens == 8192
+    assert vllm(a100).max_num_seqs == vllm(l40s).max_num_seqs == 256
     # The sampler's logits scale with the sequences: a smaller profiling peak on the A100.
     assert a100.breakdown.activations < h100.breakdown.activations / 2
 
@@ -161,8 +167,7 @@ def test_vllm_version_selects_the_older_sampler_profile() -> None:
 def test_vllm_keeps_an_fp32_cache_for_fp32_weights() -> None:
     bf16 = run_command("meta-llama/Llama-3.1-8B-Instruct bf16 engine=vllm gpu=h100")
     fp32 = run_command("meta-llama/Llama-3.1-8B-Instruct fp32 engine=vllm gpu=h100")
-    assert fp32.engine_details["kv_bytes_per_token"] == 2 * bf16.engine_details[
-        "kv_bytes_per_token"]
+    assert vllm(fp32).kv_bytes_per_token == 2 * vllm(bf16).kv_bytes_per_token
 
 
 def test_vllm_pads_mxfp4_experts() -> None:
@@ -177,16 +182,16 @@ def test_vllm_groups_sliding_window_layers_with_padding() -> None:
     # Gemma-3-27B: 52 sliding + 10 full layers -> groups of 10, six sliding (8 padding layers)
     # and one full; vLLM logs blocks // 7 x 16 tokens (f010: 36,560).
     report = run_command("google/gemma-3-27b-it bf16 engine=vllm ctx=8192 gpu=h100")
-    details = report.engine_details
-    blocks = int(details["kv_blocks"])
-    assert details["kv_groups"] == 7
-    assert details["kv_cache_tokens"] == blocks // 7 * 16
+    details = vllm(report)
+    blocks = details.kv_blocks
+    assert details.kv_groups == 7
+    assert details.kv_cache_tokens == blocks // 7 * 16
     # One block id costs a page in each of the 10 shared tensors: 16 tokens x 8 KiB x 10.
     assert blocks == report.breakdown.kv_cache // (16 * 8192 * 10)
     # Before 0.10 every layer held every token in one group.
     old = run_command("google/gemma-3-27b-it bf16 engine=vllm version=0.9 ctx=8192 gpu=h100")
-    assert old.engine_details["kv_groups"] == 1
-    old_tokens = int(str(old.engine_details["kv_cache_tokens"]))
+    assert vllm(old).kv_groups == 1
+    old_tokens = vllm(old).kv_cache_tokens
     assert old_tokens == old.breakdown.kv_cache // (16 * 8192 * 62) * 16
 
 
@@ -195,28 +200,26 @@ def test_vllm_sliding_layers_keep_only_their_window_for_long_requests() -> None:
     old = run_command("google/gemma-3-27b-it bf16 engine=vllm version=0.9 ctx=131072 gpu=h100")
     # A 128k request takes 8k blocks from the full group but only window + one batch of
     # 8,192 tokens from each sliding group, so it fits where all-full layers do not.
-    assert long.fits and long.engine_details["one_sequence_fits"] is True
+    assert long.fits and vllm(long).one_sequence_fits is True
     assert not old.fits
-    concurrency = float(str(long.engine_details["max_concurrency"]))
+    concurrency = vllm(long).max_concurrency
+    assert concurrency is not None
     # (8,192 + 6 x 577 blocks per request, against 7 x 8,192 at the logged token count)
-    assert concurrency > 4.5 * int(str(long.engine_details["kv_cache_tokens"])) / 131072
+    assert concurrency > 4.5 * vllm(long).kv_cache_tokens / 131072
 
 
 def test_vllm_tensor_parallel_kv_shares() -> None:
     one = run_command("meta-llama/Meta-Llama-3-8B bf16 engine=vllm gpu=h100")
     two = run_command("meta-llama/Meta-Llama-3-8B bf16 engine=vllm tp=2 gpu=2xh100")
-    assert two.engine_details["kv_bytes_per_token"] == one.engine_details[
-        "kv_bytes_per_token"] / 2
+    assert vllm(two).kv_bytes_per_token == vllm(one).kv_bytes_per_token / 2
     # MLA's latent has no heads to split: every GPU keeps all of it.
     mla = [run_command(f"deepseek-ai/DeepSeek-V2-Lite-Chat bf16 engine=vllm tp={n} "
                        f"gpu={n}xh100") for n in (1, 2)]
-    assert mla[0].engine_details["kv_bytes_per_token"] == mla[1].engine_details[
-        "kv_bytes_per_token"] == 27 * 576 * 2
+    assert vllm(mla[0]).kv_bytes_per_token == vllm(mla[1]).kv_bytes_per_token == 27 * 576 * 2
     # Falcon-7B's single KV head is replicated on both GPUs.
     mqa = [run_command(f"tiiuae/falcon-7b bf16 engine=vllm tp={n} gpu={n}xa100-80g")
            for n in (1, 2)]
-    assert mqa[0].engine_details["kv_bytes_per_token"] == mqa[1].engine_details[
-        "kv_bytes_per_token"]
+    assert vllm(mqa[0]).kv_bytes_per_token == vllm(mqa[1]).kv_bytes_per_token
 
 
 def test_vllm_counts_the_rope_table_of_long_position_models() -> None:
@@ -233,7 +236,7 @@ def test_transformers_generation_reports_reserved_memory() -> None:
     # generate() grows the cache from the prompt to ctx: the allocator keeps the freed blocks.
     grows = run_command("meta-llama/Llama-2-13b-hf gptq engine=hf ctx=1024 prompt=512 batch=16 "
                         "gpu=a100-80g")
-    reserved = int(grows.engine_details["reserved_bytes"])
+    reserved = details_of(grows, TransformersDetails).reserved_bytes
     grown = grows.breakdown.kv_cache // 2
     assert reserved == pytest.approx(grows.total_bytes + 1.75 * grown, rel=1e-6)
     assert any("nvidia-smi may show" in a for a in grows.assumptions)
@@ -241,16 +244,16 @@ def test_transformers_generation_reports_reserved_memory() -> None:
     assert grows.total_bytes < reserved
     prefill = run_command("meta-llama/Llama-2-13b-hf gptq engine=hf ctx=1024 prompt=1024 batch=16 "
                           "gpu=a100-80g")
-    assert prefill.engine_details["reserved_bytes"] == prefill.total_bytes
+    assert details_of(prefill, TransformersDetails).reserved_bytes == prefill.total_bytes
     assert not any("nvidia-smi" in a for a in prefill.assumptions)
 
 
 def test_llama_cpp_partial_offload_plan() -> None:
     report = run_command("meta-llama/Llama-3.1-70B Q4_K_M gpu=rtx-3060 ctx=4096")
-    details = report.engine_details
+    details = details_of(report, LlamaCppDetails)
     assert not report.fits
-    assert 0 < int(details["n_gpu_layers"]) < 80
-    assert int(details["system_ram_bytes"]) > 20 * GIB
+    assert 0 < details.n_gpu_layers < 80
+    assert details.system_ram_bytes > 20 * GIB
 
 
 def test_size_only_models_are_llama_shaped_and_marked_approximate() -> None:

@@ -179,8 +179,9 @@ async def test_gguf_repo_answer_uses_its_own_file(fake: FakeHub) -> None:
     assert isinstance(command, EstimateCommand)
     report = await estimate_command_async(command, settings_for(fake), MemoryConfigCache())
     assert report.engine == "llama.cpp" and report.model.weight_format.startswith("Q4_K_M")
-    assert report.engine_details["gguf_file_bytes"] == 807_694_464
-    assert report.engine_details["hub_params"] == NIMBUS_PARAMS
+    hub = report.engine_details.hub
+    assert hub is not None
+    assert hub.gguf_file_bytes == 807_694_464 and hub.hub_params == NIMBUS_PARAMS
 
 
 async def test_gguf_repo_without_base_uses_its_exact_count_or_says_so(fake: FakeHub) -> None:

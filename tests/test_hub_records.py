@@ -210,9 +210,11 @@ def test_a_gguf_repo_is_answered_for_its_own_file_with_its_size() -> None:
     assert job.request.quant == "Q4_K_M"
     assert job.notes[-1] == "a GGUF repo and no quantization given: its Q4_K_M file"
     report = with_hub_details(job.run(), found)
-    assert report.engine_details["gguf_files"] == ["llama-2-7b.Q4_K_M.gguf"]
-    assert report.engine_details["gguf_file_bytes"] == 4_081_004_224
-    assert report.engine_details["hub_params"] == 6_738_415_616
+    hub = report.engine_details.hub
+    assert hub is not None
+    assert hub.gguf_files == ("llama-2-7b.Q4_K_M.gguf",)
+    assert hub.gguf_file_bytes == 4_081_004_224
+    assert hub.hub_params == 6_738_415_616
     assert report.assumptions[-1].startswith("the repo's Q4_K_M file is 3.8 GiB on the Hub; "
                                              "the estimate's weights total")
 

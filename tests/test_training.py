@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from bench.training_reference import compare_all
+from core.engines.details import TrainingDetails
 from core.engines.training import lora_params
 from core.resolve import resolve_offline
-from tests.conftest import run_command
+from tests.conftest import details_of, run_command
 
 GIB = 1 << 30
 LLAMA2_7B = 6_738_415_616
@@ -44,7 +45,7 @@ def test_zero_stages_shard_states_then_gradients_then_weights() -> None:
 def test_cpu_offload_moves_states_to_ram_and_says_how_much() -> None:
     report = run_command("meta-llama/Llama-2-7b-hf train=full gpu=2xa100-80g zero=3 offload=cpu")
     assert report.breakdown.optimizer == 0
-    assert report.engine_details["cpu_ram_bytes"] >= 8 * LLAMA2_7B
+    assert details_of(report, TrainingDetails).cpu_ram_bytes >= 8 * LLAMA2_7B
     assert any("offloaded to CPU RAM" in a for a in report.assumptions)
 
 
@@ -93,19 +94,20 @@ def test_largest_micro_batch_and_sequence_are_boundaries() -> None:
 def test_training_speed_counts_six_flops_per_parameter_per_token() -> None:
     report = run_command("meta-llama/Llama-2-7b-hf train=full precision=bf16 ctx=2048 batch=1 "
                          "gc=off gpu=8xh100 zero=3")
-    assert report.engine_details["flops_per_token"] == 6 * LLAMA2_7B
+    assert details_of(report, TrainingDetails).flops_per_token == 6 * LLAMA2_7B
     assert report.speed.step_seconds and report.speed.train_tokens_per_s
 
 
 def test_checkpointed_training_reports_the_allocated_peak_beside_the_reserved_one() -> None:
     on = run_command("meta-llama/Llama-3.1-8B-Instruct train=qlora ctx=4096 gpu=4090 gc=on")
     reserved = on.total_bytes - on.breakdown.overhead
-    allocated = int(str(on.engine_details["allocated_bytes"]))
+    allocated = details_of(on, TrainingDetails).allocated_bytes
     assert 0.8 * reserved < allocated < reserved
     assert any("max_memory_allocated" in a for a in on.assumptions)
     # Without checkpointing nothing is freed in between: the two peaks are one.
     off = run_command("meta-llama/Llama-3.1-8B-Instruct train=qlora ctx=4096 gpu=a100-80g gc=off")
-    assert int(str(off.engine_details["allocated_bytes"])) == off.total_bytes - off.breakdown.overhead
+    assert details_of(off, TrainingDetails).allocated_bytes == (off.total_bytes
+                                                                - off.breakdown.overhead)
     assert not any("max_memory_allocated" in a for a in off.assumptions)
 
 

@@ -127,15 +127,13 @@ def report_embed(report: Report) -> dict[str, Any]:
 def _summary(report: Report) -> list[str]:
     """The headroom, then what the engine does with the memory (vLLM's KV pool, llama.cpp's
     offload), as render_text says it."""
-    gpu, details = report.gpu, report.engine_details
+    gpu = report.gpu
     where = f"{gpu.count} x {gpu.name}" if gpu.count > 1 else gpu.name
     spare = "headroom" if report.headroom_bytes >= 0 else "short by"
     lines = [f"{spare} {format_bytes(abs(report.headroom_bytes))} on {where} "
              f"({format_bytes(gpu.usable_bytes)} usable{' each' if gpu.count > 1 else ''})"]
+    # llama.cpp's partial offload is among the placement lines.
     lines += [line.strip() for line in engine_lines(report)]
-    if "placement" not in details and "partial_offload" in details:
-        lines.append(f"Partial offload: {details['partial_offload']}; system RAM needed: "
-                     f"{format_bytes(int(str(details.get('system_ram_bytes', 0))))}")
     return lines
 
 

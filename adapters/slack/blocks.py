@@ -22,10 +22,12 @@ from adapters.text import (
     bar,
     breakdown_rows,
     kv_pool_phrase,
+    offload_ram_bytes,
     suggestions_title,
     verdict_sentence,
 )
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.engines.details import LlamaCppDetails
 from core.errors import RateLimited, UserError
 from core.report import Report
 from core.units import format_bytes, format_tokens
@@ -174,12 +176,6 @@ def _where(report: Report) -> str:
     return f"{gpu.count} x {gpu.name}" if gpu.count > 1 else gpu.name
 
 
-def _count(details: dict[str, object], key: str) -> int | None:
-    """An integer engine detail, or None when the engine did not report it."""
-    value = details.get(key)
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def _facts(report: Report) -> list[tuple[str, str]]:
     """The numbers a reader looks for first, as (label, value) fields."""
     gpu = report.gpu
@@ -204,23 +200,22 @@ def _facts(report: Report) -> list[tuple[str, str]]:
             facts.append(("Prompt processing",
                           f"{format_tokens(int(str(prompt)))} tokens in "
                           f"{speed.prefill_seconds:g} s"))
-    details = report.engine_details
-    kv_pool = kv_pool_phrase(details)
+    kv_pool = kv_pool_phrase(report)
     if kv_pool:
         facts.append(("KV cache", kv_pool))
-    offload_ram = _count(details, "cpu_ram_bytes")
+    offload_ram = offload_ram_bytes(report)
     if offload_ram:
         facts.append(("CPU RAM for the offload", format_bytes(offload_ram)))
-    if "partial_offload" in details:
-        system_ram = _count(details, "system_ram_bytes")
-        facts.append(("Partial offload", str(details["partial_offload"]) + (
-            f"; system RAM {format_bytes(system_ram)}" if system_ram is not None else "")))
-    ram_needed, ram_usable = _count(details, "ram_needed_bytes"), _count(details,
-                                                                         "ram_available_bytes")
-    if ram_needed is not None and ram_usable is not None:
-        enough = "enough" if details.get("ram_fits") else "NOT enough"
-        facts.append(("System RAM", f"needs {format_bytes(ram_needed)} of "
-                                    f"{format_bytes(ram_usable)} usable: {enough}"))
+    llama = report.engine_details.engine
+    if isinstance(llama, LlamaCppDetails):
+        if llama.partial_offload is not None:
+            facts.append(("Partial offload", f"{llama.partial_offload}; system RAM "
+                                             f"{format_bytes(llama.system_ram_bytes)}"))
+        if llama.ram is not None:
+            enough = "enough" if llama.ram.ram_fits else "NOT enough"
+            facts.append(("System RAM", f"needs {format_bytes(llama.ram.ram_needed_bytes)} of "
+                                        f"{format_bytes(llama.ram.ram_available_bytes)} usable: "
+                                        f"{enough}"))
     return facts
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.engines.details import EngineDetails
 from core.formats import WeightFormat
 from core.request import EstimateRequest
 from core.spec import ModelSpec
@@ -44,7 +45,7 @@ class Scenario:
 
 @dataclass
 class EngineEstimate:
-    """Peak memory per GPU, by component, plus what the engine reports on top."""
+    """Peak memory per GPU, by component, plus what the engine reports on top (``details``)."""
 
     weights: int
     kv_cache: int
@@ -52,11 +53,11 @@ class EngineEstimate:
     overhead: int
     gradients: int = 0
     optimizer: int = 0
-    details: dict[str, object] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     # Engines that fill a fixed budget (vLLM) decide fit by more than the total.
     fits_override: bool | None = None
+    details: EngineDetails = field(kw_only=True)
 
     @property
     def total(self) -> int:

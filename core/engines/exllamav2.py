@@ -4,6 +4,7 @@ max_seq_len x batch in fp16, Q8, Q6 or Q4, and scratch for one prompt chunk."""
 from __future__ import annotations
 
 from core.engines.base import TORCH_CUDA_OVERHEAD, EngineEstimate, Scenario
+from core.engines.details import ExllamaDetails
 from core.formats import named_tensor_bytes, weight_bytes
 from core.kv import kv_elements
 
@@ -22,8 +23,8 @@ def estimate(sc: Scenario) -> EngineEstimate:
     chunk = min(CHUNK_TOKENS, req.ctx)
     act = int(chunk * (3 * spec.intermediate + 4 * spec.hidden) * 2
               + spec.n_heads * chunk * chunk * 2 + spec.vocab * chunk * 4 / 16)
-    est = EngineEstimate(weights, kv, act, TORCH_CUDA_OVERHEAD)
-    est.details.update({"cache": req.kv, "chunk_tokens": chunk, "embedding_in_ram_bytes": embd})
+    est = EngineEstimate(weights, kv, act, TORCH_CUDA_OVERHEAD, details=ExllamaDetails(
+        cache=req.kv, chunk_tokens=chunk, embedding_in_ram_bytes=embd))
     est.assumptions.append(
         f"ExLlamaV2: {req.kv} cache for ctx x batch, prompt processed in {chunk:,}-token chunks, "
         "token embedding in system RAM")

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from core import gguf
 from core.engines.base import GGML_CUDA_OVERHEAD, EngineEstimate, Scenario
+from core.engines.details import LlamaCppDetails, Placement, RamBytes, ReadPerToken, VramBytes
 from core.formats import WeightFormat, gguf_info, is_gguf, layer_weight_bytes, named_tensor_bytes
 from core.kv import KV_ELEMENT_BYTES
+from core.memo import per_spec
 from core.spec import ModelSpec
 from core.vocabulary import NO_GPU_WORDS
 
@@ -31,16 +33,17 @@ ISWA_ARCHS = frozenset({"gemma2", "gemma3", "gemma3_text", "gpt_oss", "cohere2",
                         "llama4_text"})
 
 
+# The cache types as llama.cpp names them (--cache-type-k).
+GGML_KV_TYPES = {"fp16": "f16", "q8": "q8_0", "q4": "q4_0"}
+
+
 def _kv_type(kv: str) -> str:
     return {"bf16": "fp16", "fp8": "q8"}.get(kv, kv)
 
 
+@per_spec(bound=4096)  # bounded: ctx varies freely while solving
 def _kv_elements_by_layer(spec: ModelSpec, n_ctx: int) -> list[int]:
     """Cached elements per layer for n_ctx tokens, as llama.cpp lays the cache out."""
-    key = ("llamacpp_kv", n_ctx)
-    memo = spec.memo.get(key)
-    if isinstance(memo, list):
-        return memo
     iswa = spec.model_type in ISWA_ARCHS
     cached: list[int] = []
     for layer in spec.kv_layers:
@@ -52,8 +55,6 @@ def _kv_elements_by_layer(spec: ModelSpec, n_ctx: int) -> list[int]:
             cached.append(layer.latent_width * n_ctx)
         else:
             cached.append((layer.k_width + layer.v_width) * n_ctx)
-    if len(spec.memo) < 4096:  # bounded: ctx varies freely while solving
-        spec.memo[key] = cached
     return cached
 
 
@@ -70,19 +71,15 @@ def compute_buffer_bytes(spec: ModelSpec, n_ctx: int, flash_attn: bool) -> int:
     return max(logits, scores + mlp)
 
 
+@per_spec()
 def _routed_by_layer(spec: ModelSpec, fmt: WeightFormat) -> dict[int, int]:
     """Bytes of the routed-expert tensors of each layer, of which a token reads top_k/n_experts."""
-    key = ("llamacpp_routed", fmt)
-    memo = spec.memo.get(key)
-    if isinstance(memo, dict):
-        return memo
     out: dict[int, int] = {}
     if spec.moe is not None and is_gguf(fmt.name):
         types = gguf.tensor_types(spec.tensors, fmt.name, gguf_info(spec))
         for t, ty in zip(spec.tensors, types, strict=True):
             if ty is not None and t.layer is not None and t.name.endswith("_exps"):
                 out[t.layer] = out.get(t.layer, 0) + gguf.tensor_bytes(t, ty)
-    spec.memo[key] = out
     return out
 
 
@@ -125,7 +122,7 @@ def estimate(sc: Scenario) -> EngineEstimate:
     # Per layer, weights plus cache: -ngl k puts the last k of them on the GPUs.
     kv_per_layer = _kv_elements_by_layer(spec, n_ctx)
     kv_scale = KV_ELEMENT_BYTES[kv_type]
-    layer_w = _layer_list(spec, sc.fmt, layers)
+    layer_w = _layer_list(spec, sc.fmt)
     layer_kv = [int(e * kv_scale) for e in kv_per_layer[:n_layers]]
     layer_kv += [0] * (n_layers - len(layer_kv))
     per_layer = [w + k for w, k in zip(layer_w, layer_kv, strict=True)]
@@ -148,68 +145,59 @@ def estimate(sc: Scenario) -> EngineEstimate:
     cpu_compute = 0 if output_on_gpu else compute  # logits or a layer computed on the CPU
     ram = cpu_w + cpu_kv + cpu_compute
 
-    if cpu_only:
-        est = EngineEstimate(cpu_w, cpu_kv, cpu_compute, 0)
-    elif req.ngl is not None:
-        est = EngineEstimate(gpu_w // n, gpu_kv // n, gpu_compute, overhead)
-    else:
-        est = EngineEstimate(weights // n, kv // n, compute, overhead)
     gpu_read, cpu_read, ctx_read = _read_per_token(sc, layer_w, first_gpu, output_on_gpu, embd,
                                                    kv_scale)
-    est.details.update({
-        "n_layers": n_layers, "n_gpu_layers": ngl, "n_ctx": n_ctx, "n_ubatch": N_UBATCH,
-        "flash_attn": flash, "kv_type": {"fp16": "f16", "q8": "q8_0", "q4": "q4_0"}[kv_type],
-        "system_ram_bytes": ram, "token_embd_in_ram_bytes": embd,
-        "placement": {
-            "layers_on_gpu": ngl, "output_on_gpu": output_on_gpu, "cpu_only": cpu_only,
-            "vram_bytes": {"weights": gpu_w, "kv_cache": gpu_kv, "compute_buffer": gpu_compute,
-                           "overhead": overhead * n,
-                           "total": gpu_w + gpu_kv + (gpu_compute + overhead) * n},
-            "ram_bytes": {"weights": cpu_w - embd, "token_embd": embd, "kv_cache": cpu_kv,
-                          "compute_buffer": cpu_compute, "total": ram},
-            "read_per_token_bytes": {"gpu": gpu_read, "ram": cpu_read},
-            "decode_context_tokens": ctx_read,
-        },
-    })
+    placement = Placement(
+        layers_on_gpu=ngl, output_on_gpu=output_on_gpu, cpu_only=cpu_only,
+        vram_bytes=VramBytes(weights=gpu_w, kv_cache=gpu_kv, compute_buffer=gpu_compute,
+                             overhead=overhead * n,
+                             total=gpu_w + gpu_kv + (gpu_compute + overhead) * n),
+        ram_bytes=RamBytes(weights=cpu_w - embd, token_embd=embd, kv_cache=cpu_kv,
+                           compute_buffer=cpu_compute, total=ram),
+        read_per_token_bytes=ReadPerToken(gpu=gpu_read, ram=cpu_read),
+        decode_context_tokens=ctx_read)
+    partial = None
+    if 0 < ngl < n_layers or (req.ngl == 0 and not cpu_only):
+        partial = f"-ngl {ngl}: {ngl} of {n_layers} layers on the GPU, the rest in system RAM"
+    details = LlamaCppDetails(
+        n_layers=n_layers, n_gpu_layers=ngl, n_ctx=n_ctx, n_ubatch=N_UBATCH, flash_attn=flash,
+        kv_type=GGML_KV_TYPES[kv_type], system_ram_bytes=ram, token_embd_in_ram_bytes=embd,
+        placement=placement, partial_offload=partial)
+    # The breakdown: everything in RAM (gpu=none), the GPU side of an asked -ngl split, or every
+    # layer on the GPUs (the plan above says how it would split when that is too much).
+    if cpu_only:
+        est = EngineEstimate(cpu_w, cpu_kv, cpu_compute, 0, details=details)
+    elif req.ngl is not None:
+        est = EngineEstimate(gpu_w // n, gpu_kv // n, gpu_compute, overhead, details=details)
+    else:
+        est = EngineEstimate(weights // n, kv // n, compute, overhead, details=details)
     name = "Ollama" if ollama else "llama.cpp"
     where = "everything in system RAM" if cpu_only else "token embedding kept in system RAM"
     est.assumptions.append(
         f"{name}: KV cache for all of n_ctx={n_ctx:,} allocated up front "
-        f"({est.details['kv_type']}), n_ubatch={N_UBATCH}, flash attention "
+        f"({details.kv_type}), n_ubatch={N_UBATCH}, flash attention "
         f"{'on' if flash else 'off'}; {where}")
     if req.batch > 1:
         est.assumptions.append(f"{req.batch} parallel sequences share n_ctx = ctx x batch")
     if req.ngl is not None and req.ngl > n_layers and not cpu_only:
         est.assumptions.append(f"ngl={req.ngl} is more than the {n_layers} layers: all of them "
                                "and the output layer go to the GPU")
-    if 0 < ngl < n_layers or (req.ngl == 0 and not cpu_only):
-        est.details["partial_offload"] = (
-            f"-ngl {ngl}: {ngl} of {n_layers} layers on the GPU, the rest in system RAM")
     return est
 
 
-def _layer_list(spec: ModelSpec, fmt: WeightFormat, layers: dict[int | None, int]) -> list[int]:
-    """Weight bytes of layers 0..n-1 as a list (memoized per format)."""
-    key = ("llamacpp_layer_list", fmt)
-    memo = spec.memo.get(key)
-    if isinstance(memo, list):
-        return memo
-    out = [layers.get(i, 0) for i in range(spec.n_layers)]
-    spec.memo[key] = out
-    return out
+@per_spec()
+def _layer_list(spec: ModelSpec, fmt: WeightFormat) -> list[int]:
+    """Weight bytes of layers 0..n-1 as a list."""
+    layers = layer_weight_bytes(spec, fmt)
+    return [layers.get(i, 0) for i in range(spec.n_layers)]
 
 
-def _active_layer_bytes(spec: ModelSpec, fmt: WeightFormat, layer_w: list[int]) -> list[float]:
+@per_spec()
+def _active_layer_bytes(spec: ModelSpec, fmt: WeightFormat) -> list[float]:
     """Per layer, the weight bytes one token reads: routed experts at top_k/n_experts."""
-    key = ("llamacpp_active", fmt)
-    memo = spec.memo.get(key)
-    if isinstance(memo, list):
-        return memo
     routed = _routed_by_layer(spec, fmt)
     share = spec.moe.top_k / spec.moe.n_experts if spec.moe else 1.0
-    out = [w - routed.get(i, 0) * (1 - share) for i, w in enumerate(layer_w)]
-    spec.memo[key] = out
-    return out
+    return [w - routed.get(i, 0) * (1 - share) for i, w in enumerate(_layer_list(spec, fmt))]
 
 
 def _read_per_token(sc: Scenario, layer_w: list[int], first_gpu: int, output_on_gpu: bool,
@@ -219,7 +207,7 @@ def _read_per_token(sc: Scenario, layer_w: list[int], first_gpu: int, output_on_
     decode context, and the output layer (the tied embedding when the head is tied)."""
     spec = sc.spec
     ctx = decode_context(sc)
-    active = _active_layer_bytes(spec, sc.fmt, layer_w)
+    active = _active_layer_bytes(spec, sc.fmt)
     kv_elems = _kv_elements_by_layer(spec, ctx)
     scale = kv_scale * sc.request.batch
     per = [int(a + e * scale) for a, e in zip(active, kv_elems, strict=False)]

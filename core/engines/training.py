@@ -17,7 +17,9 @@ from math import ceil
 
 from core.engines.activations import activation_bytes
 from core.engines.base import TORCH_CUDA_OVERHEAD, EngineEstimate, Scenario, release_numbers
+from core.engines.details import TrainingDetails
 from core.formats import WeightFormat, tensor_bytes, weight_bytes
+from core.memo import per_spec
 from core.spec import ModelSpec
 from core.tensors import Tensor
 from core.units import format_bytes
@@ -188,9 +190,17 @@ def estimate(sc: Scenario) -> EngineEstimate:
             "chunked": "loss over logit chunks (torchtune)",
             "fused": "fused linear cross-entropy, no full logits"}[req.loss])
 
-    est = EngineEstimate(weights=int(weights), kv_cache=0, activations=int(acts + gather),
-                         overhead=TORCH_CUDA_OVERHEAD, gradients=int(grads), optimizer=int(optim))
     allocated = int(weights + grads + optim + allocated_acts + gather)
+    flops_per_token = (6 if req.train == "full" else 4) * spec.active_params
+    if gc:
+        flops_per_token += 2 * spec.active_params  # the forward runs twice
+    details = TrainingDetails(
+        allocated_bytes=allocated, trainable_params=trainable, precision=precision,
+        gradient_checkpointing=gc, zero_stage=zero, cpu_ram_bytes=cpu_ram, micro_batch=micro,
+        flops_per_token=flops_per_token)
+    est = EngineEstimate(weights=int(weights), kv_cache=0, activations=int(acts + gather),
+                         overhead=TORCH_CUDA_OVERHEAD, gradients=int(grads), optimizer=int(optim),
+                         details=details)
     if allocated_acts < acts:
         assumptions.append(
             "with checkpointing the loss's logits and the recomputed layer peak one after the "
@@ -201,44 +211,24 @@ def estimate(sc: Scenario) -> EngineEstimate:
         est.warnings.append("bnb= only changes estimates with a 4-bit base (train=qlora)")
     if req.optim == "paged_adamw8bit":
         est.assumptions.append("paged AdamW 8-bit: states can spill to CPU RAM under pressure")
-
-    flops_per_token = (6 if req.train == "full" else 4) * spec.active_params
-    if gc:
-        flops_per_token += 2 * spec.active_params  # the forward runs twice
-    est.details.update({
-        # torch.cuda.max_memory_allocated's view (no CUDA context); the breakdown is reserved.
-        "allocated_bytes": allocated,
-        "trainable_params": trainable, "precision": precision, "gradient_checkpointing": gc,
-        "zero_stage": zero, "cpu_ram_bytes": cpu_ram, "micro_batch": micro,
-        "flops_per_token": flops_per_token,
-    })
     return est
 
 
+@per_spec()  # the solvers run the estimate many times
 def _largest_layer_bytes(spec: ModelSpec, fmt: WeightFormat | None, width: int) -> int:
     """The largest layer as FSDP gathers it: in ``fmt`` (a frozen base), else ``width`` bytes
-    each. Memoized per spec: the solvers run the estimate many times."""
-    key = ("fsdp_largest_layer", fmt, width)
-    cached = spec.memo.get(key)
-    if isinstance(cached, int):
-        return cached
+    each."""
     largest = 0
     for layer in range(spec.n_layers):
         tensors = spec.layer_tensors.get(layer, ())
         size = (sum(t.numel * width for t in tensors) if fmt is None
                 else sum(tensor_bytes(t, fmt, width) for t in tensors))
         largest = max(largest, size)
-    spec.memo[key] = largest
     return largest
 
 
+@per_spec()
 def _largest_quantized_linear(spec: ModelSpec) -> int:
     """Elements of the largest weight bitsandbytes dequantizes (the LM head stays 16-bit)."""
-    key = ("largest_quantized_linear",)
-    cached = spec.memo.get(key)
-    if isinstance(cached, int):
-        return cached
-    largest = max(t.rows * t.cols for t in spec.tensors
-                  if t.kind == "linear" and t.name != "output")
-    spec.memo[key] = largest
-    return largest
+    return max(t.rows * t.cols for t in spec.tensors
+               if t.kind == "linear" and t.name != "output")

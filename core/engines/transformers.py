@@ -4,6 +4,7 @@ prefill peak of one layer's intermediates (plus attention scores under eager att
 from __future__ import annotations
 
 from core.engines.base import GIB, TORCH_CUDA_OVERHEAD, EngineEstimate, Scenario
+from core.engines.details import TransformersDetails
 from core.formats import weight_bytes
 from core.kv import KV_ELEMENT_BYTES, kv_bytes
 
@@ -46,10 +47,11 @@ def estimate(sc: Scenario) -> EngineEstimate:
     kv = kv_bytes(spec, req.ctx, req.batch, kv_type, latent=True, honor_window=True,
                   transformers=True) // sc.tp
     prompt = req.prompt or req.ctx
-    est = EngineEstimate(weights, kv, activation_bytes(sc, prompt, req.batch), TORCH_CUDA_OVERHEAD)
+    act = activation_bytes(sc, prompt, req.batch)
     grown = kv * max(0, req.ctx - prompt) // req.ctx if req.ctx else 0
-    reserved = est.total + int(GROWTH_RESERVE * grown)
-    est.details["reserved_bytes"] = reserved
+    reserved = weights + kv + act + TORCH_CUDA_OVERHEAD + int(GROWTH_RESERVE * grown)
+    est = EngineEstimate(weights, kv, act, TORCH_CUDA_OVERHEAD,
+                         details=TransformersDetails(reserved_bytes=reserved))
     if grown and reserved - est.total >= GIB // 4:
         est.assumptions.append(
             f"nvidia-smi may show about {reserved / GIB:.1f} GiB: the cache grows a token at a time "

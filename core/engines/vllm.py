@@ -12,9 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.engines.base import GIB, MIB, EngineEstimate, Scenario, release_numbers
+from core.engines.details import VllmDetails
 from core.engines.vllm_kv import HYBRID_RELEASE, block_layout
-from core.formats import BYTES_16, tensor_bytes, weight_bytes
+from core.formats import BYTES_16, WeightFormat, tensor_bytes, weight_bytes
 from core.kv import KV_ELEMENT_BYTES
+from core.memo import per_spec
+from core.spec import ModelSpec
 
 # `vllm serve`'s scheduler defaults (EngineArgs.get_batch_defaults): cards with at least 70 GiB
 # that are not A100s get 8,192 batched tokens and 1,024 sequences, the others 2,048 and 256.
@@ -94,19 +97,13 @@ def mxfp4_padding_bytes(sc: Scenario) -> int:
     if not width:
         return 0
     padded = -(-width // MXFP4_EXPERT_ALIGN) * MXFP4_EXPERT_ALIGN
-    return _expert_bytes(sc) // sc.tp * (padded - width) // width
+    return _expert_bytes(sc.spec, sc.fmt) // sc.tp * (padded - width) // width
 
 
-def _expert_bytes(sc: Scenario) -> int:
-    """Bytes of the routed-expert tensors in the scenario's format (memoized per spec)."""
-    key = ("expert_bytes", sc.fmt)
-    cached = sc.spec.memo.get(key)
-    if isinstance(cached, int):
-        return cached
-    total = sum(tensor_bytes(t, sc.fmt, BYTES_16) for t in sc.spec.tensors
-                if t.name in EXPERT_TENSORS)
-    sc.spec.memo[key] = total
-    return total
+@per_spec()
+def _expert_bytes(spec: ModelSpec, fmt: WeightFormat) -> int:
+    """Bytes of the routed-expert tensors in ``fmt``."""
+    return sum(tensor_bytes(t, fmt, BYTES_16) for t in spec.tensors if t.name in EXPERT_TENSORS)
 
 
 def release(sc: Scenario) -> tuple[int, ...] | None:
@@ -182,25 +179,22 @@ def estimate(sc: Scenario) -> EngineEstimate:
     # kv_cache_dtype=auto is the model's dtype: fp32 weights keep an fp32 cache (f021).
     kv_type = "fp8" if req.kv in ("fp8", "q8", "q4") else \
         "fp32" if sc.fmt.name == "fp32" else "fp16"
-    layout = block_layout(spec, kv_type, sc.tp, hybrid=engine == "vllm" and hybrid_allocator(sc))
+    layout = block_layout(spec, kv_type, sc.tp, engine == "vllm" and hybrid_allocator(sc))
     pool = max(0, budget - weights - act - non_torch)
     blocks = layout.blocks(pool)
     capacity = layout.logged_tokens(blocks)
     per_request = max(1, layout.blocks_per_request(req.ctx, tokens))
-    est = EngineEstimate(weights, pool, act, non_torch)
-    est.fits_override = (weights + act + non_torch < budget
-                         and blocks >= per_request * req.batch)
-    est.details.update({
-        "budget_bytes": budget, "gpu_memory_utilization": util,
-        "kv_cache_tokens": capacity, "kv_blocks": blocks,
-        "max_concurrency": round(blocks / per_request, 2) if req.ctx else None,
-        "one_sequence_fits": blocks >= per_request,
-        "kv_bytes_per_token": round(layout.token_bytes, 1),
-        "kv_groups": len(layout.groups),
-        "max_num_batched_tokens": tokens, "max_num_seqs": seqs,
-        # The pool always fills the budget; what is left over is KV room beyond ctx x batch.
-        "headroom_bytes": int((blocks - per_request * req.batch) * layout.block_bytes),
-    })
+    fits = weights + act + non_torch < budget and blocks >= per_request * req.batch
+    est = EngineEstimate(weights, pool, act, non_torch, fits_override=fits, details=VllmDetails(
+        budget_bytes=budget, gpu_memory_utilization=util,
+        kv_cache_tokens=capacity, kv_blocks=blocks,
+        max_concurrency=round(blocks / per_request, 2) if req.ctx else None,
+        one_sequence_fits=blocks >= per_request,
+        kv_bytes_per_token=round(layout.token_bytes, 1),
+        kv_groups=len(layout.groups),
+        max_num_batched_tokens=tokens, max_num_seqs=seqs,
+        headroom_bytes=int((blocks - per_request * req.batch) * layout.block_bytes),
+    ))
     est.assumptions.append(
         f"{engine} reserves {util:g} x GPU memory and fills what weights and the profiling run "
         f"({tokens:,} batched tokens, {seqs:,} sequences: vllm serve's defaults on this card) "

@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from core.kv import KV_ELEMENT_BYTES, token_width
+from core.memo import per_spec
 from core.spec import KvLayer, ModelSpec
 
 BLOCK_TOKENS = 16
@@ -76,19 +77,10 @@ def _layer_bytes(layer: KvLayer, spec: ModelSpec, kv_type: str, tp: int) -> floa
     return token_width(layer, latent=True) * KV_ELEMENT_BYTES[kv_type] / shares
 
 
-def block_layout(spec: ModelSpec, kv_type: str, tp: int, *, hybrid: bool) -> BlockLayout:
-    """The pool layout of ``spec``'s attention layers (recurrent state layers are not in it).
-
-    Memoized per spec: the context and batch solvers run the estimate many times."""
-    key = ("vllm_block_layout", kv_type, tp, hybrid)
-    cached = spec.memo.get(key)
-    if isinstance(cached, BlockLayout):
-        return cached
-    spec.memo[key] = layout = _layout(spec, kv_type, tp, hybrid)
-    return layout
-
-
-def _layout(spec: ModelSpec, kv_type: str, tp: int, hybrid: bool) -> BlockLayout:
+@per_spec()  # the context and batch solvers run the estimate many times
+def block_layout(spec: ModelSpec, kv_type: str, tp: int, hybrid: bool) -> BlockLayout:
+    """The pool layout of ``spec``'s attention layers (recurrent state layers are not in it),
+    grouped by kind when ``hybrid`` (vLLM's hybrid allocator)."""
     layers = [layer for layer in spec.kv_layers if layer.kind in ("full", "sliding", "latent")]
     sizes = [_layer_bytes(layer, spec, kv_type, tp) for layer in layers]
     kinds = Counter((layer.window if layer.kind == "sliding" else None, size)
