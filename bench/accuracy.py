@@ -101,6 +101,38 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class VerdictCheck:
+    """A published fit/no-fit bound ("runs on a 24 GB card", "out of memory in 8 GB"): fits'
+    verdict must agree with it."""
+
+    id: str
+    task: str
+    command: str
+    expected_fits: bool
+    got_fits: bool
+    verdict: str
+    why: str
+
+    @property
+    def agrees(self) -> bool:
+        return self.expected_fits == self.got_fits
+
+
+def verdict_checks() -> list[VerdictCheck]:
+    """Every case that states a bound (``expect_fits``) rather than a measured amount."""
+    refs = records()
+    out = []
+    for case in [*cases(), *training_cases()]:
+        if "expect_fits" not in case:
+            continue
+        report = estimate(case["command"])
+        out.append(VerdictCheck(case["id"], str(refs[case["id"]]["task"]), case["command"],
+                                bool(case["expect_fits"]), report.fits, report.verdict,
+                                case["why"]))
+    return out
+
+
+@dataclass(frozen=True)
 class Excluded:
     id: str
     task: str
@@ -164,6 +196,8 @@ def _check_cases(refs: dict[str, dict[str, Any]], rows: list[dict[str, Any]]) ->
             if not str(case["excluded"]).strip():
                 raise ValueError(f"{cid}: an exclusion needs a reason")
             continue
+        if "expect_fits" in case:  # a bound: verdict_checks() compares the verdict
+            continue
         if not case.get("compare"):
             raise ValueError(f"{cid}: a case compares at least one quantity or is excluded")
         for key, quantity in case["compare"].items():
@@ -182,7 +216,7 @@ def run_all() -> tuple[list[Comparison], list[Excluded]]:
     for case in rows:
         if "excluded" in case:
             excluded.append(Excluded(case["id"], "inference", str(case["excluded"])))
-        else:
+        elif "compare" in case:
             comparisons += compare_case(case, refs[case["id"]])
     comparisons += _training()
     training_rows = training_cases()
@@ -313,6 +347,12 @@ def main() -> None:
     for c in sorted(comparisons, key=lambda c: -abs(c.error))[:10]:
         print(f"  {c.id} {c.measured_key} -> {c.quantity}: measured {_fmt(c, c.measured)}, "
               f"fits {_fmt(c, c.estimated)} ({c.error:+.1%})  `{c.command}`")
+    checks = verdict_checks()
+    print(f"\nFit/no-fit bounds ({sum(c.agrees for c in checks)} of {len(checks)} agree):")
+    for v in checks:
+        said = "fits" if v.expected_fits else "does not fit"
+        print(f"  {v.id} [{v.task}] {'agrees' if v.agrees else 'DISAGREES'}: published: "
+              f"{said}; fits: {v.verdict}  `{v.command}`")
     print(f"\nExcluded ({len(skipped)}):")
     for e in skipped:
         print(f"  {e.id} [{e.task}]: {e.reason}")

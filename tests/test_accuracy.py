@@ -32,7 +32,7 @@ def harness() -> tuple[list[Comparison], list[Excluded]]:
 def test_every_record_is_compared_or_excluded_with_a_reason(
         harness: tuple[list[Comparison], list[Excluded]]) -> None:
     comparisons, excluded = harness
-    compared = {c.id for c in comparisons}
+    compared = {c.id for c in comparisons} | {v.id for v in accuracy.verdict_checks()}
     skipped = {e.id for e in excluded}
     assert not compared & skipped
     assert compared | skipped == set(accuracy.records())
@@ -112,3 +112,19 @@ def test_held_out_records_are_reported_apart_from_calibration_ones() -> None:
     unseen = held_out(comparisons)
     assert unseen and all(c.id not in CALIBRATION_IDS for c in unseen)
     assert len(unseen) < len(comparisons)
+
+
+# Bounds fits does not meet yet, each with why (xfail strict: fixing one fails here until the
+# mark is removed).
+KNOWN_DISAGREEMENTS = {
+    "m138": "fits' QLoRA estimate for Llama-3.1-8B at 256 tokens is 'tight' in 8 GB where the "
+            "published Hugging Face + FA2 run ran out of memory",
+}
+
+
+@pytest.mark.parametrize("check", [
+    pytest.param(v, id=v.id, marks=pytest.mark.xfail(strict=True, reason=KNOWN_DISAGREEMENTS[v.id]))
+    if v.id in KNOWN_DISAGREEMENTS else pytest.param(v, id=v.id)
+    for v in accuracy.verdict_checks()])
+def test_every_published_fit_or_no_fit_bound_agrees(check: accuracy.VerdictCheck) -> None:
+    assert check.agrees, f"{check.id}: published {check.expected_fits}, fits {check.verdict}"
