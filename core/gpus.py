@@ -89,9 +89,18 @@ _COUNT_LAST = re.compile(r"(.+?)\s*[x×*]\s*(\d+)")
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(gib|gb|g)?(?:\s*(?:vram|gpu))?")
 
 
+# Field labels of the tools that print a GPU's name, pasted with it: system_profiler
+# ("Chipset Model: Apple M3 Max"), rocm-smi ("Card Series: Radeon RX 7900 XTX"), amd-smi
+# ("MARKET_NAME: ..."), clinfo/rocminfo ("Marketing Name: ..."), nvidia-smi -q ("Product Name").
+_TOOL_LABEL = re.compile(
+    r"^\s*(?:chipset model|card series|card model|card sku|market_name|marketing name|"
+    r"product name|device name|gpu\[\d+\])\s*:\s*", re.IGNORECASE)
+
+
 def _tokens(text: str) -> tuple[str, ...]:
     """Lowercase words without vendor noise; memory as '80gb' (80g, 80 GB, 80GiB); no Mac prefix."""
     out: list[str] = []
+    text = _TOOL_LABEL.sub("", text)
     for tok in re.findall(r"\d+\.\d+|[a-z0-9]+", text.lower()):
         if tok in ("g", "gb", "gib") and out and out[-1].replace(".", "", 1).isdigit():
             out[-1] += "gb"
@@ -263,6 +272,15 @@ def _unknown(text: str) -> UserError:
 # ---------------------------------------------------------------- resolving
 
 
+def _containing(toks: tuple[str, ...]) -> tuple[int, ...]:
+    """Entries with an alias that has every word of ``toks`` in order, not only as its start."""
+    def within(alias: tuple[str, ...]) -> bool:
+        words = iter(alias)
+        return all(tok in words for tok in toks)
+
+    return tuple(sorted({i for alias, i in _catalog().aliases if within(alias)}))
+
+
 def _curated(text: str, toks: tuple[str, ...]) -> Gpu | None:
     """The table's GPU for these tokens; None when nothing matches; UserError when several do."""
     cat = _catalog()
@@ -270,6 +288,10 @@ def _curated(text: str, toks: tuple[str, ...]) -> Gpu | None:
         return cat.gpus[i]
     hits = cat.prefix.get(toks, ())
     if len(hits) == 1:
+        # "jetson orin": the Nano's alias starts so, the AGX boards' (other sizes) contain it
+        wider = () if any(_MEM.fullmatch(t) for t in toks) else _containing(toks)
+        if len({cat.memory_gib[i] for i in wider}) > 1:
+            raise _ambiguous(text, wider, toks)
         return cat.gpus[hits[0]]
     if hits:
         raise _ambiguous(text, hits, toks)
