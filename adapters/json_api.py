@@ -24,10 +24,11 @@ class JsonRenderer:
         return json.dumps({"gpus": [
             {"name": g.name, "vendor": g.vendor, "memory_bytes": g.memory_bytes,
              "bandwidth_gbs": g.bandwidth_gbs, "tflops_fp16": g.tflops_fp16}
-            for g in answer.gpus]})
+            for g in answer.gpus], "more": answer.more})
 
     def models(self, answer: ModelListAnswer) -> str:
-        body: dict[str, object] = {"models": answer.ids}
+        body: dict[str, object] = {"models": answer.ids, "more": answer.more,
+                                   "more_on_hub": answer.more_on_hub}
         if answer.note:
             body["note"] = answer.note
         return json.dumps(body)

@@ -131,15 +131,17 @@ def render_gpus(answer: GpuListAnswer) -> str:
     rows = [f"| {cell(g.name)} | {format_bytes(g.memory_bytes)} | "
             f"{'-' if g.bandwidth_gbs is None else f'{g.bandwidth_gbs:g}'} | "
             f"{'-' if g.tflops_fp16 is None else f'{g.tflops_fp16:g}'} |" for g in answer.gpus]
+    more = f"\n\n{answer.more_line}" if answer.more_line else ""
     return ("| GPU | Memory | Bandwidth (GB/s) | FP16 TFLOPS |\n| :-- | --: | --: | --: |\n"
-            + "\n".join(rows))
+            + "\n".join(rows) + more)
 
 
 def render_models(answer: ModelListAnswer) -> str:
     note = f"\n\n> {answer.note}" if answer.note else ""
     if not answer.ids:
         return f"No model matches {code_span(answer.query)}.{note}"
-    return "\n".join(f"- {code_span(model_id)}" for model_id in answer.ids) + note
+    more = f"\n\n{answer.more_line}" if answer.more_line else ""
+    return "\n".join(f"- {code_span(model_id)}" for model_id in answer.ids) + more + note
 
 
 class MarkdownRenderer:

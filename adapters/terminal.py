@@ -31,12 +31,14 @@ class TerminalRenderer:
         rows = [f"{g.name:<40} {format_bytes(g.memory_bytes):>10}  "
                 f"{g.bandwidth_gbs or 0:>7g} GB/s  {g.tflops_fp16 or 0:>6g} TFLOPS"
                 for g in answer.gpus]
-        return "\n".join(rows) if rows else \
-            f"No GPU matches '{answer.query}'. Try a name such as 4090 or a100."
+        if not rows:
+            return f"No GPU matches '{answer.query}'. Try a name such as 4090 or a100."
+        return "\n".join([*rows, *([answer.more_line] if answer.more_line else [])])
 
     def models(self, answer: ModelListAnswer) -> str:
         lines = list(answer.ids) or [f"No model matches '{answer.query}'."]
-        return "\n".join([*lines, *([f"note: {answer.note}"] if answer.note else [])])
+        more = [answer.more_line] if answer.more_line and answer.ids else []
+        return "\n".join([*lines, *more, *([f"note: {answer.note}"] if answer.note else [])])
 
     def error(self, error: UserError) -> str:
         hint = error.hint_with(CONFIG_WAY)

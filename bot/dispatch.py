@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from core.answer import RunJob
 
 
+LIST_LIMIT = 25  # rows a list shows: what fits in a Discord embed and a Slack section
+
+
 def _lookup(command: Command) -> Answer | None:
     if isinstance(command, HelpCommand):
         from core.help import help_text
@@ -28,7 +31,8 @@ def _lookup(command: Command) -> Answer | None:
     if isinstance(command, GpusCommand):
         from core.gpus import search_gpus
 
-        return GpuListAnswer(command.query, search_gpus(command.query, limit=25))
+        found = search_gpus(command.query, limit=LIST_LIMIT + 10_000)
+        return GpuListAnswer(command.query, found[:LIST_LIMIT], len(found[LIST_LIMIT:]))
     return None
 
 
@@ -57,8 +61,9 @@ async def answer(command: Command, hub: HubSettings, cache: ConfigCache,
     if isinstance(command, ModelsCommand):  # bundled ids first, then the Hub's
         from adapters.hub.search import find_models
 
-        models = await find_models(command.query, hub, cache)
-        return ModelListAnswer(command.query, models.ids, models.note)
+        models = await find_models(command.query, hub, cache, LIST_LIMIT)
+        return ModelListAnswer(command.query, models.ids, models.note, models.more,
+                               models.more_on_hub)
     from adapters.hub.answer import estimate_command_async, run_here
 
     assert isinstance(command, EstimateCommand)  # help and gpus were answered above

@@ -30,7 +30,7 @@ from core.hub_records import (
     Unread,
     UnreadPart,
 )
-from core.resolve import ResolvedModel, from_config, resolve_offline, spec_for_size
+from core.resolve import ResolvedModel, from_config, resolve_known, spec_for_size
 from core.units import format_bytes
 
 log = logging.getLogger("fits.hub")
@@ -238,7 +238,7 @@ def fallback(repo_id: str, reason: str) -> HubResolution:
     the size in the name, else a sentence saying what happened."""
     log.info("hub fallback for %s: %s", repo_id, reason)
     try:
-        model = resolve_offline(repo_id)
+        model = resolve_known(repo_id)  # not resolve_offline: its size-in-name note is offline's
     except ModelNotFound as err:
         billions = size_in_name(repo_id)
         if billions is None:

@@ -18,6 +18,8 @@ BAD_TOKEN_NOTE = ("The Hub refused the HF_TOKEN this fits was given (invalid cre
 class ModelSearch:
     ids: list[str]
     note: str | None = None  # why the Hub's part is missing, when the user can do something
+    more: int = 0  # bundled matches left out
+    more_on_hub: bool = False  # the Hub filled its page: it may have more
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class LocalMatches:
     limit: int
     direct: list[str]
     near: list[str]
+    total_direct: int = 0  # every bundled id that contains every word, shown or not
 
     @property
     def wants_hub(self) -> bool:
@@ -40,7 +43,8 @@ def local_matches(query: str, limit: int) -> LocalMatches:
     found = snapshot.search(q, limit)
     words = q.lower().replace("/", " ").split()
     direct = [i for i in found if all(w in i.lower() for w in words)]
-    return LocalMatches(q, limit, direct, [i for i in found if i not in direct])
+    return LocalMatches(q, limit, direct, [i for i in found if i not in direct],
+                        snapshot.count_matches(q))
 
 
 def merge_search(local: LocalMatches, hub: Iterable[str], note: str | None = None) -> ModelSearch:
@@ -48,11 +52,15 @@ def merge_search(local: LocalMatches, hub: Iterable[str], note: str | None = Non
     misses; each id once (ids are case-insensitive)."""
     out: list[str] = []
     seen: set[str] = set()
+    hub = list(hub)
     for repo in (*local.direct, *hub, *local.near):
         if repo.lower() not in seen:
             seen.add(repo.lower())
             out.append(repo)
-    return ModelSearch(out[:local.limit], note)
+    shown = out[:local.limit]
+    shown_direct = sum(1 for i in shown if i in local.direct)
+    more = max(0, local.total_direct - shown_direct)
+    return ModelSearch(shown, note, more, more_on_hub=len(hub) >= local.limit)
 
 
 def with_hub_suggestions(err: ModelNotFound, found: list[str]) -> ModelNotFound:

@@ -29,6 +29,7 @@ from core.vocabulary import (
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
+    from core.ollama import OllamaTag
     from core.request import EstimateRequest
 
 
@@ -71,6 +72,7 @@ KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "util": ("gpu_memory_utilization",),
     "version": ("vllm_version", "engine_version", "release"),
     "tp": ("tensor_parallel_size",),
+    "pp": ("pipeline_parallel_size",),
     "prompt": ("prompt_tokens",),
     "gen": ("gen_tokens", "max_new_tokens", "max_tokens"),
     "attn": ("attention", "attn_implementation"),
@@ -234,27 +236,30 @@ def _query(words: list[str], what: str, limit: int) -> str:
 
 def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
     notes: list[str] = []
-    model, note = _model(model_word)
-    notes += [note] if note else []
+    word = _model(model_word)
+    notes += [word.note] if word.note else []
     options: dict[str, tuple[str, str]] = {}  # canonical key -> (key as typed, value)
-    quants: list[tuple[str, Quant]] = []  # (as typed, parsed)
-    for word in rest:
-        if "=" not in word:
-            quant = _quant(word)
-            if quant is None:
-                raise UserError(f"{quoted(word)} is not a quantization I know.", _stray_hint(word))
-            quants.append((word, quant))
+    quants: list[tuple[str, Quant]] = [(model_word, word.quant)] if word.quant else []
+    i = 0
+    while i < len(rest):
+        item, i = rest[i], i + 1
+        if "=" not in item and item.lower() in PHRASES:  # "on 3060", "with vllm", "at 8k"
+            key, value, i = _phrase(item, rest, i)
+            _add_option(options, key, item, value)
             continue
-        typed, _, value = word.partition("=")
-        key = _option_key(typed)
-        if key in options:
-            raise UserError(f"The option {key}= is given twice.", "Keep one of them.")
+        if "=" not in item:
+            quant = _quant(item)
+            if quant is None:
+                raise UserError(f"{quoted(item)} is not a quantization I know.", _stray_hint(item))
+            quants.append((item, quant))
+            continue
+        typed, _, value = item.partition("=")
         value = value.strip()
         if not value:
             raise UserError(f"The option {typed.strip()}= needs a value.", USAGE)
-        options[key] = (typed.strip(), value)
+        _add_option(options, _option_key(typed), typed.strip(), value)
 
-    fields: dict[str, Any] = {"model": model}
+    fields: dict[str, Any] = {"model": word.text}
     for key, (_, value) in options.items():
         if key == "quant":
             quants.append((f"quant={value}", parse_quant(value)))
@@ -288,6 +293,8 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
         if stray:
             raise UserError(f"The option {stray[0]}= applies to training only.",
                             "Add mode=train (or train=full|lora|qlora).")
+    if word.tag is not None:
+        notes.append(_ollama_defaults(word.tag, fields))
     _check_cpu_side(fields)
     if "gpu" not in fields:
         fields["gpu_given"] = False
@@ -298,6 +305,54 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
     except ValidationError as exc:
         raise _explain(exc) from None
     return EstimateCommand(request, tuple(notes))
+
+
+def _add_option(options: dict[str, tuple[str, str]], key: str, typed: str, value: str) -> None:
+    if key in options:
+        raise UserError(f"The option {key}= is given twice.", "Keep one of them.")
+    options[key] = (typed, value)
+
+
+# Words people put before a value instead of key=: "llama-3-8b on 3060 with vllm at 8k".
+PHRASES = {"on": "gpu", "with": "engine", "using": "engine", "at": "ctx"}
+_FILLERS = frozenset({"a", "an", "the", "my", "one"})  # "on a 3060", "on my 4090"
+_CTX_WORDS = frozenset({"ctx", "context", "tokens"})  # "at 8k context"
+_CTX_LIKE = re.compile(r"\d+(?:\.\d+)?[km]", re.ASCII | re.IGNORECASE)
+_PHRASE_EXAMPLES = {"gpu": "llama-3-8b on 3060", "engine": "llama-3-8b with vllm",
+                    "ctx": "llama-3-8b at 8k"}
+
+
+def _phrase(word: str, rest: list[str], i: int) -> tuple[str, str, int]:
+    """The value after a phrase word: (key, value, index after it). A GPU may take several
+    words ("on rtx 4090"), up to an option, another phrase word, a quantization or a size."""
+    key = PHRASES[word.lower()]
+    while i < len(rest) and rest[i].lower() in _FILLERS:
+        i += 1
+    taken: list[str] = []
+    while i < len(rest) and "=" not in rest[i] and rest[i].lower() not in PHRASES:
+        if taken and (key != "gpu" or _quant(rest[i]) is not None
+                      or _CTX_LIKE.fullmatch(rest[i])):
+            break
+        taken.append(rest[i])
+        i += 1
+    if key == "ctx" and taken and i < len(rest) and rest[i].lower() in _CTX_WORDS:
+        i += 1
+    if not taken:
+        what = {"gpu": "GPU", "engine": "engine", "ctx": "context length"}[key]
+        raise UserError(f"Say which {what} after {quoted(word)}.",
+                        f"For example: {_PHRASE_EXAMPLES[key]} (or {key}=...).")
+    return key, " ".join(taken), i
+
+
+def _ollama_defaults(tag: OllamaTag, fields: dict[str, Any]) -> str:
+    """An Ollama tag means engine=ollama and, without a quant, Ollama's default file; the note
+    says how the tag was read. Training runs on transformers, so there it names the model only."""
+    if fields.get("mode") == "train":
+        return tag.note(fields.get("quant"), None)
+    fields.setdefault("engine", "ollama")
+    if "quant" not in fields and fields["engine"] in LLAMA_CPP_ENGINES:
+        fields["quant"] = tag.default_quant
+    return tag.note(fields.get("quant"), fields["engine"])
 
 
 def _check_cpu_side(fields: dict[str, Any]) -> None:
@@ -454,6 +509,7 @@ _VALUE_PARSERS: dict[str, Callable[[str], object]] = {
     "ctx": _tokens("context length (ctx=)"),
     "batch": _tokens("batch size (batch=)"),
     "tp": _tokens("tensor-parallel size (tp=)"),
+    "pp": _tokens("pipeline-parallel size (pp=)"),
     "prompt": _tokens("prompt length (prompt=)"),
     "gen": _tokens("generation length (gen=)"),
     "gpu": _gpu,
@@ -484,32 +540,63 @@ _VALUE_PARSERS: dict[str, Callable[[str], object]] = {
 # --- the model ---------------------------------------------------------------------------------
 
 
-def _model(word: str) -> tuple[str, str | None]:
-    """The model text as typed (an hf.co link reduced to its repo id), syntax-checked."""
+@dataclass(frozen=True)
+class _ModelWord:
+    text: str  # the model for the request
+    note: str | None = None
+    quant: Quant | None = None  # a GGUF file the word names (hf.co/org/repo:Q4_K_M)
+    tag: OllamaTag | None = None  # an Ollama tag (llama3.1:8b)
+
+
+def _model(word: str) -> _ModelWord:
+    """The model text as typed (an hf.co link reduced to its repo id, an Ollama tag to the repo
+    it names), syntax-checked."""
     text = word
     if text.startswith("<") and text.endswith(">"):  # Slack wraps links: <https://...|label>
         text = text[1:-1].split("|", 1)[0]
     match = _HF_URL.fullmatch(text)
     if match:
-        parts = [part for part in match[1].split("/") if part]
-        if not parts or parts[0] in ("datasets", "spaces", "models", "docs", "collections"):
-            raise UserError(
-                f"The link {quoted(text)} is not a model page.",
-                "Link a model, like https://huggingface.co/org/name.",
-            )
-        repo = "/".join(
-            parts[:1] if len(parts) < 2 or parts[1] in ("tree", "blob", "resolve") else parts[:2]
-        )
-        classify_model(repo)
-        return repo, f"Read the link as {repo}."
+        return _link(text, match[1])
     if "://" in text:
         raise UserError(f"Only huggingface.co links are understood, not {quoted(text)}.", USAGE)
     if "=" in text:
         raise UserError("Name the model first, then the options.", USAGE)
+    if ":" in text:  # Ollama's name:tag; the table loads only here
+        from core.ollama import read_tag
+
+        tag = read_tag(text)
+        classify_model(tag.model)
+        quant = (tag.quant, None, None) if tag.quant else None
+        return _ModelWord(tag.model, None, quant, tag)
     if "/" not in text and _quant(text) is not None:
         raise UserError(f"{quoted(text)} is a quantization; name the model first.", USAGE)
     classify_model(text)
-    return text, None
+    return _ModelWord(text)
+
+
+def _link(text: str, path: str) -> _ModelWord:
+    """A Hub link: its repo id, and the GGUF file a ':QUANT' names, as Ollama and llama.cpp
+    write it (hf.co/bartowski/Llama-3.2-3B-Instruct-GGUF:Q4_K_M)."""
+    parts = [part for part in path.split("/") if part]
+    if not parts or parts[0] in ("datasets", "spaces", "models", "docs", "collections"):
+        raise UserError(
+            f"The link {quoted(text)} is not a model page.",
+            "Link a model, like https://huggingface.co/org/name.",
+        )
+    repo_parts = parts[:1] if len(parts) < 2 or parts[1] in ("tree", "blob", "resolve") else (
+        parts[:2])
+    repo, _, file_quant = "/".join(repo_parts).partition(":")
+    quant: Quant | None = None
+    if file_quant:
+        gguf = file_quant.upper().replace("-", "_")
+        gguf = _GGUF_ALIASES.get(gguf, gguf)
+        if gguf not in GGUF_PRESETS:
+            raise UserError(f"{quoted(file_quant)} after ':' is not a GGUF type.",
+                            "Name the file's quantization, like hf.co/org/name-GGUF:Q4_K_M.")
+        quant = (gguf, None, None)
+    classify_model(repo)
+    file = f", its {quant[0]} GGUF file" if quant else ""
+    return _ModelWord(repo, f"Read the link as {repo}{file}.", quant)
 
 
 MAX_ID_PART = 96  # the Hub's limit on an org and on a name

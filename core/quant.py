@@ -23,6 +23,12 @@ _GENERIC = {
 }
 _FAMILY = {"ollama": "llama.cpp", "sglang": "vllm", "tgi": "vllm"}
 _BITS = {"q3": 3, "q2": 2}
+# Unquantized weights as llama.cpp names them: `fp16` on llama.cpp/Ollama is the F16 GGUF that
+# convert_hf_to_gguf.py writes (--outtype f16/bf16/f32), not a refusal.
+_GGUF_FLOAT = {"fp16": "F16", "bf16": "BF16", "fp32": "F32"}
+# ExLlamaV2 loads unquantized safetensors too (engines.md 6.1: the nn.Parameter path of
+# ExLlamaV2Linear.load), at 2 bytes a weight.
+_EXLLAMA_FLOAT = ("fp16", "bf16")
 
 # Best first: what to try when looking for the best format that fits, per engine family.
 QUALITY_ORDER = {
@@ -101,6 +107,12 @@ def choose(req: EstimateRequest, spec: ModelSpec,
             quant = "bf16" if spec.dtype == "bf16" else ("fp16" if spec.dtype == "fp16" else "fp32")
             notes.append(f"no quantization given: the model's own dtype, {quant}")
             return engine, WeightFormat(quant), notes
+    if family == "llama.cpp" and quant in _GGUF_FLOAT:
+        notes.append(f"{quant} on {engine} taken as the {_GGUF_FLOAT[quant]} GGUF")
+        quant = _GGUF_FLOAT[quant]
+    if family == "exllamav2" and quant in _EXLLAMA_FLOAT:
+        notes.append(f"ExLlamaV2 loads unquantized {quant} weights (2 bytes each), without EXL2")
+        return engine, WeightFormat(quant), notes
     if quant in _GENERIC["llama.cpp"]:
         concrete = _GENERIC[family][quant] if family in _GENERIC else None
         if concrete is None:
@@ -118,8 +130,8 @@ def choose(req: EstimateRequest, spec: ModelSpec,
         raise UserError(f"{engine} loads GGUF files, not {quant}.",
                         "Use a GGUF type such as Q4_K_M or Q8_0, or another engine.")
     if family == "exllamav2" and quant not in ("exl2", "gptq"):
-        raise UserError(f"ExLlamaV2 loads EXL2 (and GPTQ) weights, not {quant}.",
-                        "Use exl2=4.0 or another engine.")
+        raise UserError(f"ExLlamaV2 loads EXL2, GPTQ and unquantized fp16 weights, not {quant}.",
+                        "Use exl2=4.0, fp16 or another engine.")
     if quant in ("nf4", "fp4", "int8") and family == "vllm":
         notes.append(f"{engine} loads bitsandbytes {quant} checkpoints")
     return engine, format_from_name(quant, req.bits), notes
@@ -131,10 +143,27 @@ def choose_training(req: EstimateRequest) -> tuple[str, WeightFormat, list[str]]
         raise UserError(f"fits estimates training with transformers, not {req.engine}.",
                         "Drop engine= for a training estimate.")
     quant = req.quant
+    if req.train == "qlora" and quant in _QLORA_BASES:
+        # "nf4 train=qlora" is how most guides say QLoRA: the quant names QLoRA's own base.
+        return "hf", WeightFormat("bf16"), [_QLORA_BASES[quant]]
     if quant in (None, "fp16", "bf16", "fp32"):
         return "hf", WeightFormat(quant or "bf16"), []
     if quant in ("int8", "nf4", "fp4") and req.train == "lora":
         return "hf", WeightFormat(quant, double_quant=quant != "int8"), [
             f"LoRA over a {quant} base"]
+    if req.train == "qlora":
+        raise UserError(f"QLoRA trains over a 4-bit (nf4 or fp4) base, not {quant}.",
+                        "Use train=qlora alone (or with nf4), or train=lora int8 for an 8-bit "
+                        "base.")
     raise UserError(f"Training does not take {quant} weights here.",
                     "Use train=qlora for a 4-bit base, or train=lora nf4 / int8.")
+
+
+# What a 4-bit word with train=qlora is taken as. fits models QLoRA's base as bitsandbytes nf4
+# with double quantization (the QLoRA paper's recipe); fp4 blocks take the same memory.
+_QLORA_BASES = {
+    "nf4": "nf4 train=qlora: QLoRA over an nf4 base with double quantization (what train=qlora "
+           "means)",
+    "fp4": "fp4 train=qlora: QLoRA's 4-bit base, estimated as nf4 with double quantization "
+           "(bitsandbytes fp4 takes the same memory)",
+}

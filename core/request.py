@@ -44,6 +44,7 @@ class EstimateRequest(BaseModel):
                                 description="the engine's release where its memory behaviour "
                                 "changed between releases (vLLM); None: the current one")
     tp: int = Field(default=1, ge=1, le=1024, description="tensor-parallel GPUs")
+    pp: int = Field(default=1, ge=1, le=1024, description="pipeline-parallel stages")
     prompt: int | None = Field(default=None, ge=1, description="prompt tokens; None: ctx")
     gen: int = Field(default=256, ge=1, description="generated tokens, for speed")
     attn: Attention = "sdpa"

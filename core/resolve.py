@@ -12,6 +12,7 @@ from core import snapshot
 from core.architectures import build_spec
 from core.config_check import check_config
 from core.errors import ModelNotFound, UserError
+from core.hub_protocol import size_in_name
 from core.spec import ModelSpec
 
 ModelSource = Literal["snapshot", "hub", "config", "size"]
@@ -147,6 +148,23 @@ def _snapshot_model(repo_id: str) -> ResolvedModel:
 
 
 def resolve_offline(text: str) -> ResolvedModel:
+    """The snapshot, the size-only path, else for an org/name id the size in its name (as the
+    online path falls back to when the Hub cannot answer); raises ModelNotFound with
+    suggestions otherwise."""
+    try:
+        return resolve_known(text)
+    except ModelNotFound:
+        billions = size_in_name(text) if "/" in text else None
+        if billions is None:
+            raise
+    spec = spec_for_size(billions)
+    note = (f"{text} is not in the bundled snapshot and the Hub was not asked: estimated as a "
+            f"Llama-style model of the size in its name, {billions:g}B")
+    return ResolvedModel(text, "size", spec, (note, *spec.notes), exact_params=False,
+                         recipe=("size", billions))
+
+
+def resolve_known(text: str) -> ResolvedModel:
     """The snapshot or the size-only path; raises ModelNotFound with suggestions otherwise."""
     billions = parse_size(text)
     if billions is not None:

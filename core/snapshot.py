@@ -10,7 +10,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from core import ollama
+from core.hub_protocol import size_in_name
+
 _DATA = Path(__file__).parent / "data" / "models.jsonl"
+# Name endings people leave out: gemma-3-27b means gemma-3-27b-it, llama-3.3-70b the -Instruct.
+_FLAVOURS = frozenset({"instruct", "it", "chat", "hf"})
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,28 @@ def _index() -> dict[str, str]:
     return {key: next(iter(ids)) for key, ids in owners.items() if len(ids) == 1}
 
 
+@cache
+def _short_names() -> dict[str, tuple[str, str]]:
+    """Names without an org that are not a repo's own name, each to (repo, how it was read):
+    Ollama's library names first (gemma3-27b, mixtral: its default tag), then repo names
+    without their flavour ending (llama-3.3-70b for the -Instruct, when nothing else has that
+    name). Only bundled repos; a name two repos would share is left out."""
+    table, taken = entries(), _index()
+    out = {key: found for key, found in ollama.name_index().items()
+           if key not in taken and found[0].lower() in table}
+    owners: dict[str, set[str]] = {}
+    for entry in table.values():
+        parts = re.split(r"[-_]", entry.id.split("/", 1)[1])
+        while len(parts) > 1 and parts[-1].lower() in _FLAVOURS:
+            parts.pop()
+        for key in _short_keys("x/" + "-".join(parts)):
+            owners.setdefault(key, set()).add(entry.id)
+    for key, ids in owners.items():
+        if len(ids) == 1 and key not in taken:
+            out.setdefault(key, (next(iter(ids)), ""))
+    return out
+
+
 def lookup(text: str) -> tuple[SnapshotEntry | None, str | None]:
     """(entry, note). The note says how a near miss was read, e.g. '-hf' added."""
     table = entries()
@@ -79,22 +106,45 @@ def lookup(text: str) -> tuple[SnapshotEntry | None, str | None]:
     if repo:
         entry = table[repo.lower()]
         return entry, f"'{typed}' read as {entry.id}"
+    if "/" not in typed and (short := _short_names().get(key)):
+        entry = table[short[0].lower()]
+        how = f" ({short[1]})" if short[1] else ""
+        return entry, f"'{typed}' read as {entry.id}{how}"
     return None, None
 
 
 def suggest(text: str, limit: int = 3) -> list[str]:
-    """Near misses for 'did you mean'."""
+    """Near misses for 'did you mean'. A size in the name comes first: for a 32B request,
+    32B models of the same family, then other 32B models, then the rest."""
     key = normalize(text.split("/", 1)[-1])
     index = _index()
-    close = difflib.get_close_matches(key, list(index), n=limit * 3, cutoff=0.6)
-    seen: list[str] = []
-    for match in close:
-        if index[match] not in seen:
-            seen.append(index[match])
+    close = difflib.get_close_matches(key, list(index), n=limit * 10, cutoff=0.6)
+    seen = list(dict.fromkeys(index[match] for match in close))
     if len(seen) < limit:
         lowered = text.lower()
         seen += [e.id for e in entries().values() if lowered in e.id.lower() and e.id not in seen]
-    return seen[:limit]
+    want = size_in_name(text)
+    if want is None:
+        return seen[:limit]
+    family = _family(text)
+    kin = [e.id for e in entries().values()
+           if size_in_name(e.id) == want and _family(e.id) == family and e.id not in seen]
+    same = [i for i in seen if size_in_name(i) == want]
+    ranked = sorted(same, key=lambda i: _family(i) != family) + kin
+    return list(dict.fromkeys([*ranked, *seen]))[:limit]
+
+
+def _family(repo_id: str) -> str:
+    """The leading letters of a model's name: 'qwen' for Qwen/Qwen2.5-32B-Instruct."""
+    key = normalize(repo_id.split("/", 1)[-1]).removeprefix("meta")
+    match = re.match(r"[a-z]+", key)
+    return match[0] if match else ""
+
+
+def count_matches(query: str) -> int:
+    """How many bundled ids contain every word of a query (all of them for an empty one)."""
+    words = query.lower().replace("/", " ").split()
+    return sum(1 for e in entries().values() if all(w in e.id.lower() for w in words))
 
 
 def search(query: str, limit: int = 25) -> list[str]:

@@ -654,8 +654,11 @@ async def test_offline_never_touches_the_network(fake: FakeHub, tmp_path) -> Non
     found = await resolve_model("meta-llama/Llama-2-7b", settings, cache)
     assert found.model.source == "snapshot"
     with pytest.raises(ModelNotFound) as info:
-        await resolve_model("fits-test/Nimbus-1B", settings, cache)
+        await resolve_model("fits-test/Nimbus", settings, cache)
     assert "HF_HUB_OFFLINE=1" in (info.value.hint or "")
+    sized = await resolve_model("fits-test/Nimbus-1B", settings, cache)
+    assert sized.model.source == "size" and sized.model.spec.params < 1.5e9
+    assert "HF_HUB_OFFLINE=1" in sized.model.notes[0] and "size in the name, 1B" in sized.model.notes[0]
     assert await search_models("nimbus", settings, cache) == []
     assert fake.total == 0
 
@@ -749,9 +752,11 @@ async def test_cli_reports_a_hub_model_with_its_exact_count(fake: FakeHub, tmp_p
 
 
 async def test_cli_offline_never_touches_the_hub(fake: FakeHub, tmp_path) -> None:
-    code, out, err = await _fits(fake, tmp_path, "fits-test/Nimbus-1B q4", HF_HUB_OFFLINE="1")
+    code, out, err = await _fits(fake, tmp_path, "fits-test/Nimbus q4", HF_HUB_OFFLINE="1")
     assert code == 2 and out == ""
-    assert err.startswith("error: fits does not know the model 'fits-test/Nimbus-1B'.")
+    assert err.startswith("error: fits does not know the model 'fits-test/Nimbus'.")
+    code, out, err = await _fits(fake, tmp_path, "fits-test/Nimbus-1B q4", HF_HUB_OFFLINE="1")
+    assert code == 0 and "the size in the name, 1B" in out
     code, out, _ = await _fits(fake, tmp_path, "models", "nimbus", HF_HUB_OFFLINE="1")
     assert "No model matches 'nimbus'." in out and "only bundled models are listed" in out
     assert fake.total == 0

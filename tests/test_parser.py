@@ -275,7 +275,6 @@ INVALID: list[tuple[str, str, str]] = [  # text, part of the message, part of th
     ("m 'open quote", "quote is not closed", ""),
     ("ctx=4k", "Name the model first", "Usage"),
     ("q4 llama", "'q4' is a quantization; name the model first", ""),
-    ("llama3:8b", "no ':'", "llama3-8b q4"),
     ("org/name/extra", "one '/'", ""),
     ("-org/name", "not a valid model id", "letters, digits"),
     ("org/name-", "not a valid model id", ""),

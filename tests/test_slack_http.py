@@ -214,7 +214,7 @@ async def test_help(aiohttp_client, slack, text):
 
 
 @pytest.mark.parametrize("text", ["llama-2-7b qq9", "public llama-2-7b qq9",
-                                  "mixtral-8x7b gpu=2x3090", "7b ctx=0"])
+                                  "mixtrel-9x7b gpu=2x3090", "7b ctx=0"])
 async def test_user_error_is_ephemeral_with_its_hint(aiohttp_client, slack, text):
     client = await service(aiohttp_client, slack)
     assert (await post_command(client, slack, text)).status == 200

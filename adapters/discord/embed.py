@@ -163,7 +163,8 @@ def gpu_list_embed(answer: GpuListAnswer) -> dict[str, Any]:
         if gpu.tflops_fp16:
             facts.append(f"{gpu.tflops_fp16:g} TFLOPS fp16")
         lines.append(f"**{gpu.name}**: {', '.join(facts)}")
-    description = _lines(lines, DESCRIPTION_MAX) if lines else (
+    more = [answer.more_line] if answer.more_line else []
+    description = _lines([*lines, *more], DESCRIPTION_MAX) if lines else (
         "No GPU in the catalogue matches that. A memory size works too: gpu:24GB.")
     return fit_embed({"title": title, "color": INFO_COLOUR, "description": description,
                       "footer": {"text": "Use a name as the gpu option of /fits, e.g. "
@@ -171,7 +172,9 @@ def gpu_list_embed(answer: GpuListAnswer) -> dict[str, Any]:
 
 
 def model_list_embed(answer: ModelListAnswer) -> dict[str, Any]:
-    description = _lines((f"`{i}`" for i in answer.ids), DESCRIPTION_MAX) or "No model matches."
+    more = [answer.more_line] if answer.more_line and answer.ids else []
+    description = _lines([*(f"`{i}`" for i in answer.ids), *more],
+                         DESCRIPTION_MAX) or "No model matches."
     embed: dict[str, Any] = {"title": f"Models matching {answer.query}", "color": INFO_COLOUR,
                              "description": description}
     if answer.note:

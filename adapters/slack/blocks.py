@@ -280,8 +280,10 @@ def gpus_message(answer: GpuListAnswer) -> Message:
             facts.append(f"{gpu.bandwidth_gbs:g} GB/s")
         lines.append(escape(f"• {gpu.name}: {', '.join(facts)}"))
     title = f"GPUs matching “{answer.query}”" if answer.query else "GPUs"
-    return message(f"{title}: {len(answer.gpus)}",
-                   [section(lines_within([f"*{escape(title)}*", *lines], SECTION_CHARS))])
+    blocks = [section(lines_within([f"*{escape(title)}*", *lines], SECTION_CHARS))]
+    if answer.more_line:
+        blocks.append(context([escape(answer.more_line)]))
+    return message(f"{title}: {len(answer.gpus) + answer.more}", blocks)
 
 
 def models_message(answer: ModelListAnswer) -> Message:
@@ -293,8 +295,9 @@ def models_message(answer: ModelListAnswer) -> Message:
     title = f"Models matching “{answer.query}”"
     lines = [f"• `{escape(model_id)}`" for model_id in answer.ids]
     blocks = [section(lines_within([f"*{escape(title)}*", *lines], SECTION_CHARS))]
-    if notes:
-        blocks.append(context(notes))
+    more = [escape(answer.more_line)] if answer.more_line else []
+    if notes or more:
+        blocks.append(context([*more, *notes]))
     return message(f"{title}: {len(answer.ids)}", blocks)
 
 
