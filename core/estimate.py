@@ -19,14 +19,19 @@ from core.engines.details import (
     VllmDetails,
 )
 from core.errors import UserError
-from core.formats import WeightFormat, active_weight_bytes, is_gguf, weight_bytes
+from core.formats import WeightFormat, is_gguf, weight_bytes
 from core.gpus import GpuSelection, gpu_words_without_count, is_no_gpu
-from core.kv import KV_ELEMENT_BYTES, kv_bytes
 from core.quant import QUALITY_ORDER, choose, choose_training, engine_family, format_from_name
 from core.report import Breakdown, GpuInfo, ModelInfo, Report, Speed, Suggestion
 from core.request import EstimateRequest
 from core.resolve import ResolvedModel
-from core.speed import SpeedEstimate, estimate_speed, llamacpp_report_speed, training_speed
+from core.speed import (
+    SpeedEstimate,
+    llamacpp_report_speed,
+    moe_layer_count,
+    serving_speed,
+    training_speed,
+)
 from core.vocabulary import GENERIC_QUANTS, LLAMA_CPP_ENGINES
 
 ENGINES: dict[str, Callable[[Scenario], EngineEstimate]] = {
@@ -235,14 +240,11 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
     quant = best_quant(setup) if request.mode == "infer" else None
     suggestions = [] if fits and not tight else _suggestions(setup, est, ctx_max, batch_max, quant)
 
-    kv_type = request.kv if request.kv in KV_ELEMENT_BYTES else "fp16"
-    per_token_kv = kv_bytes(spec, request.ctx, 1, kv_type, latent=True,
-                            honor_window=True)
-    speed = estimate_speed(
-        engine=engine, bytes_per_token=active_weight_bytes(spec, fmt) + per_token_kv * request.batch,
-        active_params=spec.active_params, prompt_tokens=request.prompt or request.ctx,
-        batch=request.batch, bandwidth_gbs=gpu.gpu.bandwidth_gbs, tflops=gpu.gpu.tflops_fp16,
-        gpu_count=gpu.count)
+    speed = serving_speed(
+        engine=engine, spec=spec, fmt=fmt, gpu=gpu.gpu, gpu_count=gpu.count,
+        tp=setup.scenario().tp, pp=request.pp, batch=request.batch,
+        prompt_tokens=request.prompt or request.ctx, gen_tokens=request.gen, kv_type=request.kv,
+        version=request.version)
 
     details: EngineDetails = est.details
     if isinstance(details, LlamaCppDetails) and host is not None:
@@ -251,7 +253,10 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
                           speed_assumptions=tuple(speed.notes))
     speed_notes = list(speed.notes)
     speed_model = Speed(decode_tokens_per_s=speed.decode_tokens_per_s,
-                        prefill_seconds=speed.prefill_seconds, bound=speed.bound)
+                        prefill_seconds=speed.prefill_seconds, bound=speed.bound,
+                        aggregate_decode_tokens_per_s=speed.aggregate_decode_tokens_per_s,
+                        batch_prefill_seconds=speed.batch_prefill_seconds,
+                        parallelism=speed.parallelism)
     if isinstance(details, TrainingDetails):  # train mode
         tokens = request.batch * request.ctx * gpu.count
         step, rate, note = training_speed(
@@ -313,7 +318,8 @@ def llamacpp_speed(setup: Setup, placement: Placement) -> SpeedEstimate:
     return llamacpp_report_speed(placement, setup.gpu.gpu, setup.host,
                                  active_params=setup.model.spec.active_params,
                                  prompt_tokens=req.prompt or req.ctx, batch=req.batch,
-                                 gpu_count=setup.gpu.count)
+                                 gpu_count=setup.gpu.count,
+                                 moe_layers=moe_layer_count(setup.model.spec))
 
 
 def _speed_words(speed: SpeedEstimate) -> str:

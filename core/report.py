@@ -54,6 +54,11 @@ class Speed(_Model):
     bound: str
     step_seconds: float | None = None  # training: one optimizer step over all GPUs
     train_tokens_per_s: float | None = None
+    # Serving: decode_tokens_per_s is each request's speed and prefill_seconds one prompt's time;
+    # with batch > 1 these give all the sequences together and all their prompts.
+    aggregate_decode_tokens_per_s: float | None = None
+    batch_prefill_seconds: float | None = None
+    parallelism: str | None = None  # several GPUs: how they share the work, in words
 
 
 def _details_schema(source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:

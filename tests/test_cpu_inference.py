@@ -9,7 +9,12 @@ from core.cpus import GIB, resolve_cpu
 from core.engines.details import LlamaCppDetails, Placement, RamCheck
 from core.errors import UserError
 from core.report import Report
-from core.speed import CPU_DECODE_EFFICIENCY, DECODE_EFFICIENCY, METAL_DECODE_EFFICIENCY
+from core.speed import (
+    CPU_DECODE_EFFICIENCY,
+    DECODE_EFFICIENCY,
+    LLAMACPP_MOE_LAYER_US,
+    METAL_DECODE_EFFICIENCY,
+)
 from tests.conftest import details_of, run_command
 
 CPU_ONLY = "meta-llama/Meta-Llama-3-8B Q4_K_M engine=llama.cpp gpu=none cpu=7950x ram=64GB"
@@ -94,7 +99,9 @@ def test_hybrid_places_layers_on_both_sides_and_the_times_add() -> None:
     assert vram.weights + ram.weights == report.breakdown.weights
     assert vram.kv_cache + ram.kv_cache == report.breakdown.kv_cache
     read = where.read_per_token_bytes
-    gpu_time = read.gpu / (360e9 * DECODE_EFFICIENCY["llama.cpp"])
+    # Every layer of Qwen3-30B-A3B routes to experts: each one on the GPU adds its dispatch.
+    gpu_time = (read.gpu / (360e9 * DECODE_EFFICIENCY["llama.cpp"])
+                + ngl * LLAMACPP_MOE_LAYER_US / 1e6)
     ram_time = read.ram / (89.6e9 * CPU_DECODE_EFFICIENCY)
     assert report.speed.decode_tokens_per_s == pytest.approx(1 / (gpu_time + ram_time), abs=0.06)
     assert any("RAM read at" in a for a in report.assumptions)

@@ -23,7 +23,9 @@ from adapters.text import (
     breakdown_rows,
     kv_pool_phrase,
     offload_ram_bytes,
+    prompt_words,
     suggestions_title,
+    together_words,
     verdict_sentence,
 )
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
@@ -194,12 +196,13 @@ def _facts(report: Report) -> list[tuple[str, str]]:
         facts.append(("Training speed", f"{speed.step_seconds:g} s per step, "
                                         f"{speed.train_tokens_per_s:g} tokens/s"))
     elif speed.decode_tokens_per_s is not None:
-        facts.append(("Decoding", f"{speed.decode_tokens_per_s:g} tokens/s ({speed.bound}-bound)"))
-        if speed.prefill_seconds is not None:
-            prompt = report.request.get("prompt") or report.request.get("ctx")
-            facts.append(("Prompt processing",
-                          f"{format_tokens(int(str(prompt)))} tokens in "
-                          f"{speed.prefill_seconds:g} s"))
+        facts.append(("Decoding", f"{speed.decode_tokens_per_s:g} tokens/s{together_words(report)} "
+                                  f"({speed.bound}-bound)"))
+        prompt = prompt_words(report)
+        if prompt:
+            facts.append(("Prompt processing", prompt))
+        if speed.parallelism:
+            facts.append(("GPUs", speed.parallelism))
     kv_pool = kv_pool_phrase(report)
     if kv_pool:
         facts.append(("KV cache", kv_pool))
