@@ -356,16 +356,12 @@ def main() -> None:
     print(f"\nExcluded ({len(skipped)}):")
     for e in skipped:
         print(f"  {e.id} [{e.task}]: {e.reason}")
-    # Speed: llama.cpp tokens/s on CPUs, Apple Silicon and GPU/CPU splits (bench.speed_accuracy
-    # has the per-record table).
+    # Speed: every engine's tokens/s (bench.speed_accuracy has the per-record table).
     from bench import speed_accuracy
 
     speeds, _ = speed_accuracy.run_all()
     print("\nSpeed (python -m bench.speed_accuracy for every record):")
-    print("| group | comparisons | median abs. error | median signed error |")
-    print("| --- | --- | --- | --- |")
-    for name, n, med, signed in speed_accuracy.summary(speeds):
-        print(f"| {name} | {n} | {med:.1%} | {signed:+.1%} |")
+    print("\n".join(speed_accuracy.summary_table(speed_accuracy.summary(speeds))))
 
 
 if __name__ == "__main__":
