@@ -7,27 +7,44 @@ from core.report import Report
 from core.units import format_bytes, format_tokens
 
 BAR_WIDTH = 24
-VERDICT_WORDS = {"fits": "YES", "tight": "YES, but tight", "no": "NO"}
+VERDICT_WORDS = {"fits": "YES", "tight": "YES, but tight", "split": "YES, split", "no": "NO"}
 
 
 def verdict_sentence(report: Report) -> str:
-    """One line: the answer, what it is about, and the numbers behind it."""
+    """One line: the answer, what it is about, and the numbers behind it (or the engine's reason
+    when it is not about the numbers)."""
     gpu = report.gpu
     where = f"{gpu.count} x {gpu.name}" if gpu.count > 1 else gpu.name
     what = report.model.weight_format
     if report.request.get("mode") == "train":
         what = f"{report.request.get('train')} fine-tuning"
     engine = "transformers" if report.engine == "hf" else report.engine
-    head = f"{VERDICT_WORDS[report.verdict]}: {report.model.id} ({what}) on {where} with {engine}"
+    about = f"{report.model.id} ({what}) on {where} with {engine}"
     need, have = format_bytes(report.total_bytes), format_bytes(gpu.usable_bytes)
     per = " per GPU" if gpu.count > 1 else ""
+    if report.verdict == "split":
+        return f"YES, split: {split_words(report)}: {about}: needs {need} of {have}{per} on the GPU."
+    head = f"{VERDICT_WORDS[report.verdict]}: {about}"
     if report.fits:
         return f"{head}: needs {need} of {have}{per}."
+    if report.reason:
+        return f"{head}: {report.reason}" + ("" if report.reason.endswith(".") else ".")
     return f"{head}: needs {need}{per}, but only {have} is usable.{split_clause(report)}"
 
 
+def split_words(report: Report) -> str:
+    """'45 of 80 layers on the GPU, about 3.1 tokens/s' for a split answer."""
+    llama = report.engine_details.engine
+    assert isinstance(llama, LlamaCppDetails)
+    speed = report.speed.decode_tokens_per_s
+    pace = f", about {speed:.3g} tokens/s" if speed else ""
+    ram = format_bytes(llama.placement.ram_bytes.total)
+    return f"{llama.placement.layers_on_gpu} of {llama.n_layers} layers on the GPU{pace}, {ram} in RAM"
+
+
 def split_clause(report: Report) -> str:
-    """llama.cpp/Ollama: the GPU/CPU split that still runs when the model is too big for VRAM."""
+    """llama.cpp/Ollama with -ngl given: the split that runs when the layers asked for do not
+    fit in VRAM."""
     llama = report.engine_details.engine
     if (not isinstance(llama, LlamaCppDetails) or llama.placement.cpu_only
             or (llama.ram is not None and not llama.ram.ram_fits)):
@@ -108,19 +125,21 @@ def prompt_words(report: Report) -> str | None:
     return words
 
 
-def _parts(side: VramBytes | RamBytes) -> str:
+def _parts(side: VramBytes | RamBytes, runtime: str = "CUDA") -> str:
     """The non-zero parts of one side of a llama.cpp placement, in words."""
     parts = [("weights", side.weights)]
     if isinstance(side, RamBytes):
         parts.append(("token embedding", side.token_embd))
     parts += [("KV cache", side.kv_cache), ("compute buffer", side.compute_buffer)]
     if isinstance(side, VramBytes):
-        parts.append(("CUDA context", side.overhead))
+        parts.append((f"{runtime} context", side.overhead))
     return ", ".join(f"{label} {format_bytes(size)}" for label, size in parts if size)
 
 
 def suggestions_title(report: Report) -> str:
     """What the list of changes is for: making it fit, or more room when it already does."""
+    if report.verdict == "split":
+        return "To run it wholly on the GPU"
     return "To make it fit" if report.verdict == "no" else "For more room"
 
 
@@ -175,7 +194,7 @@ def placement_lines(report: Report) -> list[str]:
                 "the rest in RAM")
     lines = [head]
     if vram.total:
-        lines.append(f"  VRAM {format_bytes(vram.total):>10}  {_parts(vram)}")
+        lines.append(f"  VRAM {format_bytes(vram.total):>10}  {_parts(vram, report.gpu.runtime)}")
     lines.append(f"  RAM  {format_bytes(ram.total):>10}  {_parts(ram)}")
     check = llama.ram
     if check is not None:

@@ -1,4 +1,4 @@
-"""Fit transformers' reserved-memory growth factor (GROWTH_RESERVE in
+"""Fit transformers' reserved-memory growth factor (FITTED.growth_reserve in
 core/engines/transformers.py) and show it on the records it was not fitted on.
 
     python -m bench.calibrate_reserve
@@ -16,7 +16,7 @@ import statistics
 from dataclasses import dataclass
 
 from bench.accuracy import estimate, run
-from core.engines.transformers import GROWTH_RESERVE
+from core.calibration import FITTED
 
 FIT_IDS = ("m088",)
 
@@ -51,12 +51,12 @@ def main() -> None:
     data = points()
     fitted = [p for p in data if p.id in FIT_IDS]
     g = factor(fitted)
-    print(f"G fitted on {', '.join(FIT_IDS)}: {g:.2f} (core uses {GROWTH_RESERVE})\n")
+    print(f"G fitted on {', '.join(FIT_IDS)}: {g:.2f} (core uses {FITTED.growth_reserve})\n")
     print("| record | measured GiB | allocated + context | + G x grown | error | held out |")
     print("| --- | --- | --- | --- | --- | --- |")
     held = []
     for p in data:
-        predicted = p.allocated + GROWTH_RESERVE * p.grown
+        predicted = p.allocated + FITTED.growth_reserve * p.grown
         error = predicted / p.measured - 1
         out = p.id not in FIT_IDS
         if out:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.accuracy import run
+from core.calibration import FITTED, ProfileConstants
 from core.engines import vllm
 from core.engines.base import MIB, Scenario
 from core.estimate import Setup
@@ -78,21 +79,21 @@ def points() -> dict[bool, list[Point]]:
     return out
 
 
-def predict(p: Point, c: vllm.ProfileConstants) -> float:
+def predict(p: Point, c: ProfileConstants) -> float:
     return (c.base_bytes + max(p.sampler_units * c.sampler_bytes, p.ffn_units * c.ffn_bytes)
             + p.fixed)
 
 
-def loss(data: Sequence[Point], c: vllm.ProfileConstants) -> float:
+def loss(data: Sequence[Point], c: ProfileConstants) -> float:
     return sum(abs(math.log(predict(p, c) / p.measured)) for p in data) / len(data)
 
 
-def _constants(a: float, b: float, base_mib: float) -> vllm.ProfileConstants:
-    return vllm.ProfileConstants(sampler_bytes=round(a, 2), ffn_bytes=round(b, 2),
+def _constants(a: float, b: float, base_mib: float) -> ProfileConstants:
+    return ProfileConstants(sampler_bytes=round(a, 2), ffn_bytes=round(b, 2),
                                  base_bytes=int(round(base_mib) * MIB))
 
 
-def fit(data: Sequence[Point]) -> vllm.ProfileConstants:
+def fit(data: Sequence[Point]) -> ProfileConstants:
     """Coarse-to-fine grid search over the three constants."""
     spans = dict(RANGES)
     best = _constants(*(lo for lo, _ in spans.values()))
@@ -124,7 +125,7 @@ def report(era: str, data: list[Point]) -> None:
     print("| record | model | measured GiB | fitted on all | model left out |")
     print("| --- | --- | --- | --- | --- |")
     in_sample, out_sample = [], []
-    held: dict[str, vllm.ProfileConstants] = {}
+    held: dict[str, ProfileConstants] = {}
     for p in data:
         if p.model not in held:
             held[p.model] = fit([q for q in data if q.model != p.model])
@@ -156,9 +157,9 @@ def non_torch_groups() -> dict[str, list[tuple[str, float]]]:
     return groups
 
 
-NON_TORCH_CONSTANTS = {"one GPU, current": vllm.NON_TORCH_SINGLE,
-                       "one GPU, 0.11 and older": vllm.NON_TORCH_SINGLE_UP_TO_0_11,
-                       "tensor parallel": vllm.NON_TORCH_TP}
+NON_TORCH_CONSTANTS = {"one GPU, current": FITTED.non_torch_single,
+                       "one GPU, 0.11 and older": FITTED.non_torch_single_up_to_0_11,
+                       "tensor parallel": FITTED.non_torch_tp}
 
 
 def report_non_torch() -> None:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.calibration import FITTED, Calibration
 from core.engines.details import HubExtras
 from core.estimate import build_report
 from core.gpus import GpuSelection, resolve_gpu
@@ -33,9 +34,11 @@ class ReportJob:
     model: ResolvedModel
     gpu: GpuSelection
     notes: tuple[str, ...] = ()
+    calibration: Calibration = FITTED
 
     def run(self, deadline: float | None = None) -> Report:
-        return build_report(self.request, self.model, self.gpu, self.notes, deadline)
+        return build_report(self.request, self.model, self.gpu, self.notes, deadline,
+                            self.calibration)
 
 
 # How a caller computes a job's report: the service's runner does it off the event loop.

@@ -1,213 +1,126 @@
-"""One request in, one Report out: run the engine model, judge the fit, solve for limits and
-suggest the smallest changes that make a "no" a "yes". Pure and synchronous."""
+"""One request in, one Report out: bind it to an engine and a format, apply the engine's own
+rules (core.rules), run the engine model, judge the fit, solve for limits and suggest the
+smallest changes that make a "no" a "yes" (core.suggest). Pure and synchronous."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from core.cpus import Host, cpu_only_selection, host_for, ram_check, ram_needed
-from core.engines import exllamav2, llamacpp, training, transformers, vllm
-from core.engines.base import EngineEstimate, Scenario
+from core import rules
+from core.calibration import FITTED, Calibration
+from core.cpus import Host, cpu_only_selection, host_for, ram_check
+from core.engines import training
+from core.engines.base import EngineEstimate
 from core.engines.details import (
     EngineDetails,
     LlamaCppDetails,
-    Placement,
+    Parallel,
     ReportDetails,
     TrainingDetails,
     VllmDetails,
 )
 from core.errors import UserError
-from core.formats import WeightFormat, is_gguf, weight_bytes
-from core.gpus import GpuSelection, gpu_words_without_count, is_no_gpu
-from core.quant import QUALITY_ORDER, choose, choose_training, engine_family, format_from_name
-from core.report import Breakdown, GpuInfo, ModelInfo, Report, Speed, Suggestion
+from core.formats import is_gguf, weight_bytes
+from core.gpus import GpuSelection, is_no_gpu, runtime_of
+from core.quant import choose, choose_training
+from core.report import Breakdown, GpuInfo, ModelInfo, Report, RuleFinding, Speed, Suggestion
 from core.request import EstimateRequest
 from core.resolve import ResolvedModel
-from core.speed import (
-    SpeedEstimate,
-    llamacpp_report_speed,
-    moe_layer_count,
-    serving_speed,
-    training_speed,
+from core.rules import context as context_rules
+from core.rules import hardware as hardware_rules
+from core.rules.parallel import PP_ENGINES, TP_ENGINES
+from core.setup import (
+    MAX_CONTEXT_CAP,
+    TIGHT_FRACTION,
+    Setup,
+    TooSlow,
+    best_quant,
+    llamacpp_speed,
+    max_batch,
+    max_context,
 )
+from core.speed import SpeedEstimate, serving_speed, training_speed
+from core.suggest import suggestions as suggest
+from core.units import format_bytes, format_tokens
 from core.vocabulary import GENERIC_QUANTS, LLAMA_CPP_ENGINES
 
-ENGINES: dict[str, Callable[[Scenario], EngineEstimate]] = {
-    "hf": transformers.estimate, "vllm": vllm.estimate, "sglang": vllm.estimate,
-    "tgi": vllm.estimate, "llama.cpp": llamacpp.estimate, "ollama": llamacpp.estimate,
-    "exllamav2": exllamav2.estimate,
-}
-TIGHT_FRACTION = 0.10  # under 10% of usable memory left: "tight"
-MAX_CONTEXT_CAP = 10_485_760
-MAX_BATCH_CAP = 4096
-MAX_GPUS = 16
-
-
-class TooSlow(UserError):
-    """A report ran past its time budget (the service gives each one; the CLI none)."""
-
-    def __init__(self) -> None:
-        super().__init__("That question takes fits too long to work out.",
-                         "Ask about a smaller model, or fewer options at once.")
+__all__ = ["MAX_CONTEXT_CAP", "Setup", "TooSlow", "build_report"]
 
 
 @dataclass(frozen=True)
-class Setup:
-    """A request bound to its model, GPU, engine and concrete weight format."""
+class Bound:
+    """A request bound to its engine and format, with what the engine's rules said."""
 
-    request: EstimateRequest
-    model: ResolvedModel
-    gpu: GpuSelection
-    engine: str
-    fmt: WeightFormat
-    host: Host | None = None  # the CPU side (RAM, its bandwidth) for llama.cpp and Ollama
-    deadline: float | None = None  # time.monotonic() past which no further engine run starts
-
-    def scenario(self, **changes: object) -> Scenario:
-        req = self.request.model_copy(update=changes) if changes else self.request
-        return Scenario(req, self.model.spec, self.fmt, self.gpu.count, self.gpu.memory_bytes,
-                        self.gpu.usable_bytes, self.gpu.gpu.name)
-
-    def run(self, **changes: object) -> EngineEstimate:
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise TooSlow()
-        sc = self.scenario(**changes)
-        engine = training.estimate if sc.request.mode == "train" else ENGINES[self.engine]
-        return engine(sc)
-
-    def fits(self, est: EngineEstimate) -> bool:
-        if est.fits_override is not None:
-            return est.fits_override
-        return est.total <= self.gpu.usable_bytes and self.ram_fits(est)
-
-    def ram_fits(self, est: EngineEstimate) -> bool:
-        """llama.cpp's RAM side (everything, on unified memory) must fit in RAM less the reserve."""
-        details = est.details
-        if self.host is None or not isinstance(details, LlamaCppDetails):
-            return True
-        placement = details.placement
-        needed = ram_needed(details.system_ram_bytes, placement.vram_bytes.total, self.host,
-                            placement.cpu_only)
-        return needed <= self.host.usable_ram_bytes
+    setup: Setup
+    case: rules.Case
+    notes: tuple[str, ...]  # how the request was read (quant, engine, CPU-side keys)
+    findings: tuple[rules.Finding, ...]
+    adjusted: tuple[str, ...]  # what the engine changes silently (Ollama's num_ctx cap)
 
 
-def _largest(ok: Callable[[int], bool], low: int, high: int) -> int | None:
-    """Largest n in [low, high] with ok(n), for a monotone ok; None if not even low. Works on
-    whole numbers only and stops after 64 halvings (enough for any 64-bit range), whatever
-    ``ok`` does."""
-    low, high = int(low), int(high)
-    if high < low or not ok(low):
-        return None
-    for _ in range(64):
-        if low >= high:
-            break
-        mid = (low + high + 1) // 2
-        if ok(mid):
-            low = mid
-        else:
-            high = mid - 1
-    return low
+def bind(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelection,
+         host: Host | None, deadline: float | None, calibration: Calibration = FITTED) -> Bound:
+    """Engine, format, host and the engine's rules for a request (also for a suggested one)."""
+    spec = model.spec
+    notes: list[str] = []
+    if request.mode == "train":
+        engine, fmt, quant_notes = choose_training(request)
+    else:
+        engine, fmt, quant_notes = choose(request, spec, model.quantization)
+    notes += quant_notes
+    _check_attention_keys(request, engine)
+    explicit = request.quant in ("bf16", "fp16")
+    request = request.model_copy(update={"engine": engine})
+    if engine not in LLAMA_CPP_ENGINES or request.mode != "infer":
+        host = None
+        ignored = [k for k in ("cpu", "ram", "membw") if getattr(request, k) is not None]
+        if ignored and request.mode == "infer":
+            notes.append(f"{', '.join(k + '=' for k in ignored)} describe the CPU side, which "
+                         f"only llama.cpp and Ollama use; {engine} keeps everything on the GPU")
+    case = rules.Case(request, spec, gpu, engine, fmt, explicit)
+    adjusted: list[str] = []
+    if (cap := context_rules.ollama_cap(case)) is not None:
+        adjusted.append(f"Ollama caps num_ctx at the model's training context, "
+                        f"{format_tokens(cap)}, not {format_tokens(request.ctx)} "
+                        f"({context_rules.OLLAMA_SOURCE})")
+        request = request.model_copy(update={"ctx": cap, "prompt": None})
+        case = replace(case, request=request)
+    if (engine == "ollama" and request.fa is False and request.kv in ("q8", "q4", "fp8")):
+        adjusted.append(f"Ollama quantizes the KV cache only with flash attention on; with fa=off "
+                        f"it keeps an f16 cache, not {request.kv} (docs/faq: "
+                        "OLLAMA_KV_CACHE_TYPE)")
+        request = request.model_copy(update={"kv": "fp16"})
+        case = replace(case, request=request)
+    if (fallback := hardware_rules.transformers_fp8_fallback(case)) is not None:
+        fmt, why = fallback
+        adjusted.append(why)
+        case = replace(case, fmt=fmt)
+    findings = tuple(rules.check(case)) if request.mode == "infer" else ()
+    limit = context_rules.engine_limit(case) if request.mode == "infer" else None
+    setup = Setup(request, model, gpu, engine, fmt, host, deadline, ctx_limit=limit,
+                  calibration=calibration)
+    return Bound(setup, case, tuple(notes), findings, tuple(adjusted))
 
 
-def max_context(setup: Setup) -> int | None:
-    limit = setup.model.spec.max_position
-    cap = min(int(limit), MAX_CONTEXT_CAP) if isinstance(limit, int) and limit > 0 \
-        else MAX_CONTEXT_CAP
-    return _largest(lambda n: setup.fits(setup.run(ctx=n, prompt=None)), 1, cap)
-
-
-def max_batch(setup: Setup) -> int | None:
-    return _largest(lambda n: setup.fits(setup.run(batch=n)), 1, MAX_BATCH_CAP)
-
-
-def best_quant(setup: Setup) -> str | None:
-    """The highest-quality format of this engine family that fits, as the user would type it."""
-    for name in QUALITY_ORDER.get(engine_family(setup.engine), ()):
-        fmt = format_from_name(name)
-        if fmt.name == "bf16" and setup.model.spec.dtype == "fp16":
-            fmt = WeightFormat("fp16")
-        trial = replace(setup, fmt=fmt)
-        if trial.fits(trial.run()):
-            return name.replace("exl2:", "exl2=")
-    return None
-
-
-def _training_suggestions(setup: Setup, add: Callable[..., None]) -> None:
-    req = setup.request
-    if not training.gc_of(setup.scenario()):
-        add("gc=on", setup, "gradient checkpointing: keep layer inputs, recompute the rest",
-            gc=True)
-    if req.optim == "adamw":
-        add("optim=adamw8bit", setup, "8-bit AdamW states (bitsandbytes)", optim="adamw8bit")
-    if req.train == "full":
-        add("train=lora", setup, "train LoRA adapters on a frozen bf16 base", train="lora")
-    if req.train != "qlora":
-        add("train=qlora", setup, "LoRA over a 4-bit (nf4) base", train="qlora")
-    if setup.gpu.count > 1 and req.zero < 3:
-        add("zero=3", setup, "shard parameters, gradients and optimizer states (FSDP)", zero=3)
-    if req.loss == "full":
-        add("loss=fused", setup, "a fused cross-entropy kernel that never holds all logits",
-            loss="fused")
-    if req.offload == "none" and (setup.gpu.count > 1 or req.zero):
-        add("offload=cpu", setup, "optimizer states in CPU RAM", offload="cpu")
-
-
-def _suggestions(setup: Setup, base: EngineEstimate, ctx_max: int | None,
-                 batch_max: int | None, quant: str | None) -> list[Suggestion]:
-    req = setup.request
-    out: list[Suggestion] = []
-
-    def add(change: str, trial: Setup, why: str, **changes: object) -> None:
-        est = trial.run(**changes)
-        fits = trial.fits(est)
-        if fits and isinstance(est.details, LlamaCppDetails):  # llama.cpp or Ollama inference
-            why += _speed_words(llamacpp_speed(replace(trial, request=trial.scenario(
-                **changes).request), est.details.placement))
-        out.append(Suggestion(change=change, total_bytes=est.total, fits=fits, why=why))
-
-    if req.mode == "train":
-        _training_suggestions(setup, add)
-
-    if quant and quant.replace("exl2=", "exl2:") not in (setup.fmt.name, f"exl2:{setup.fmt.bits}"):
-        fmt = format_from_name(quant.replace("exl2=", "exl2:"))
-        add(quant, replace(setup, fmt=fmt), "the best-quality quantization that fits")
-    if ctx_max and ctx_max < req.ctx:
-        add(f"ctx={ctx_max}", setup, "the longest context that fits", ctx=ctx_max, prompt=None)
-    if batch_max and batch_max < req.batch:
-        add(f"batch={batch_max}", setup, "the largest batch that fits", batch=batch_max)
-    cheaper_kv = {"llama.cpp": "q8", "vllm": "fp8", "exllamav2": "q4", "hf": None}
-    kv = cheaper_kv.get(engine_family(setup.engine)) if req.mode == "infer" else None
-    if kv and req.kv in ("fp16", "bf16"):
-        add(f"kv={kv}", setup, "a quantized KV cache", kv=kv)
-    llama = base.details
-    if (isinstance(llama, LlamaCppDetails) and 0 < llama.n_gpu_layers < setup.model.spec.n_layers
-            and req.ngl is None):
-        ngl, ram = llama.n_gpu_layers, llama.system_ram_bytes
-        add(f"ngl={ngl}", setup, f"llama.cpp -ngl {ngl}: {ngl} of {setup.model.spec.n_layers} "
-            f"layers on the GPU, {ram / (1 << 30):.1f} GiB in system RAM", ngl=ngl)
-    gpu = setup.gpu
-    name = gpu_words_without_count(req.gpu)
-    most = MAX_GPUS if gpu.gpu.vendor != "cpu" else 0  # gpu=none: no GPUs to add
-    for count in range(setup.gpu.count + 1, most + 1):
-        more = replace(setup, gpu=replace(setup.gpu, count=count))
-        changes: dict[str, object] = {"tp": count}
-        if req.mode == "train" and req.train == "full":
-            changes = {"zero": 3}  # full fine-tuning on several GPUs: shard with FSDP
-        if more.fits(more.run(**changes)):
-            why = "one more GPU" if count == setup.gpu.count + 1 else "the fewest GPUs that fit"
-            extra = " zero=3" if "zero" in changes and req.zero != 3 else ""
-            word = f"gpu={count}x{name}" if " " not in name else f'gpu="{count}x{name}"'
-            add(f"{word}{extra}", more, why, **changes)
-            break
-    return [s for s in out if s.fits]
+def _check_attention_keys(request: EstimateRequest, engine: str) -> None:
+    """fa= is llama.cpp's and Ollama's flag, attn= the others' setting: refuse the one that the
+    engine does not have rather than ignore it."""
+    llama = engine in LLAMA_CPP_ENGINES and request.mode == "infer"
+    if request.fa is not None and not llama:
+        raise UserError(f"fa= is the flash-attention flag of llama.cpp and Ollama, not of "
+                        f"{rules.engine_name(engine)}.",
+                        "Use attn=sdpa|eager|flash for transformers, or engine=llama.cpp.")
+    if llama and request.attn != "sdpa":
+        raise UserError(f"{rules.engine_name(engine)} has no attn= setting; its flash attention "
+                        "is fa=on|off.", f"Use fa={'off' if request.attn == 'eager' else 'on'}.")
 
 
 def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelection,
-                 notes: tuple[str, ...] = (), deadline: float | None = None) -> Report:
+                 notes: tuple[str, ...] = (), deadline: float | None = None,
+                 calibration: Calibration = FITTED) -> Report:
     """The whole answer. ``deadline`` (a time.monotonic() value) bounds the work: past it the
-    next engine run raises TooSlow."""
+    next engine run raises TooSlow. ``calibration``: the fitted constants (bench/heldout.py
+    answers with constants re-fitted without the record's source)."""
     spec = model.spec
     host: Host | None = None
     if request.mode == "infer":
@@ -215,36 +128,40 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         if is_no_gpu(request.gpu):
             request, notes = _cpu_only_request(request, notes)
             gpu = cpu_only_selection(host)
-    if request.mode == "train":
-        engine, fmt, quant_notes = choose_training(request)
-    else:
-        engine, fmt, quant_notes = choose(request, spec, model.quantization)
-    request = request.model_copy(update={"engine": engine})
-    llama = engine in LLAMA_CPP_ENGINES and request.mode == "infer"
-    if not llama:
-        host = None
-        ignored = [k for k in ("cpu", "ram", "membw") if getattr(request, k) is not None]
-        if ignored and request.mode == "infer":
-            notes = (*notes, f"{', '.join(k + '=' for k in ignored)} describe the CPU side, which "
-                     f"only llama.cpp and Ollama use; {engine} keeps everything on the GPU")
-    setup = Setup(request, model, gpu, engine, fmt, host, deadline)
+    bound = bind(request, model, gpu, host, deadline, calibration)
+    setup = bound.setup
+    request, engine, fmt, host = setup.request, setup.engine, setup.fmt, setup.host
+    refusal = next((f for f in bound.findings if f.severity == "refuse"), None)
     est = setup.run()
-    fits = setup.fits(est)
+    fits = setup.fits(est) and refusal is None
     usable = gpu.usable_bytes
+    split = False
+    if not fits and refusal is None:
+        split_est = _auto_split(setup, est)
+        if split_est is not None:
+            est, fits, split = split_est, True, True
     # vLLM's pool always fills its budget: its headroom is the KV room beyond ctx x batch.
     headroom = (est.details.headroom_bytes if isinstance(est.details, VllmDetails)
                 else usable - est.total)
-    tight = fits and headroom < TIGHT_FRACTION * usable
+    tight = fits and not split and headroom < TIGHT_FRACTION * usable
     ctx_max = max_context(setup)
     batch_max = max_batch(setup)
     quant = best_quant(setup) if request.mode == "infer" else None
-    suggestions = [] if fits and not tight else _suggestions(setup, est, ctx_max, batch_max, quant)
+    if refusal is not None:
+        advice = _fixes(bound, refusal, model, gpu, host, deadline)
+    elif fits and not tight and not split:
+        advice = []
+    else:
+        advice = suggest(setup, est, fits, ctx_max, batch_max, quant,
+                         lambda eng, q: _other_engine(setup, model, gpu, deadline, eng, q))
 
-    speed = serving_speed(
-        engine=engine, spec=spec, fmt=fmt, gpu=gpu.gpu, gpu_count=gpu.count,
-        tp=setup.scenario().tp, pp=request.pp, batch=request.batch,
-        prompt_tokens=request.prompt or request.ctx, gen_tokens=request.gen, kv_type=request.kv,
-        version=request.version)
+    sc = setup.scenario()
+    # llama.cpp's speed follows its placement and training's its FLOPs: both are set below.
+    speed = SpeedEstimate(None, None, "memory", ()) if engine in LLAMA_CPP_ENGINES or \
+        request.mode == "train" else serving_speed(
+        engine=engine, spec=spec, fmt=fmt, gpu=gpu.gpu, gpu_count=gpu.count, tp=sc.tp,
+        pp=sc.pp, batch=request.batch, prompt_tokens=request.prompt or request.ctx,
+        gen_tokens=request.gen, kv_type=request.kv, version=request.version)
 
     details: EngineDetails = est.details
     if isinstance(details, LlamaCppDetails) and host is not None:
@@ -266,32 +183,128 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
                             step_seconds=step, train_tokens_per_s=rate)
         speed_notes = [note]
     host_notes = [host.ram_note] if host is not None and not is_no_gpu(request.gpu) else []
-    assumptions = [*notes, *model.notes, *quant_notes, *est.assumptions, gpu.usable_note,
-                   *host_notes, *speed_notes]
+    assumptions = [*notes, *model.notes, *bound.notes, *est.assumptions,
+                   gpu.usable_note, *host_notes, *speed_notes]
+    if split:
+        assumptions.insert(0, _split_note(setup, est))
+    parallel = None
+    if engine in TP_ENGINES and request.mode == "infer":
+        tp, pp = rules.parallel.layout(bound.case)
+        parallel = Parallel(tp=tp, pp=pp if engine in PP_ENGINES else 1)
+    verdict = ("no" if not fits else "split" if split else "tight" if tight else "fits")
     return Report(
         request=request.model_dump(),
         model=ModelInfo(id=model.id, source=model.source, params=spec.params,
                         active_params=spec.active_params, architecture=spec.model_type,
                         exact_params=model.exact_params, weight_format=fmt.label),
         gpu=GpuInfo(name=gpu.gpu.name, count=gpu.count, memory_bytes=gpu.memory_bytes,
-                    usable_bytes=usable, usable_note=gpu.usable_note),
+                    usable_bytes=usable, usable_note=gpu.usable_note,
+                    runtime=runtime_of(gpu.gpu)),
         engine=engine,
         total_bytes=est.total,
         breakdown=Breakdown(weights=est.weights, kv_cache=est.kv_cache,
                             activations=est.activations, gradients=est.gradients,
                             optimizer=est.optimizer, overhead=est.overhead),
         fits=fits,
-        verdict="no" if not fits else ("tight" if tight else "fits"),
+        verdict=verdict,
         headroom_bytes=headroom,
         max_context=ctx_max,
         max_batch=batch_max,
         best_quant=quant,
-        suggestions=suggestions,
+        suggestions=advice,
         speed=speed_model,
-        engine_details=ReportDetails(weight_bytes(spec, fmt), details),
+        engine_details=ReportDetails(weight_bytes(spec, fmt), details, parallel=parallel),
         assumptions=[a for a in assumptions if a],
-        warnings=est.warnings,
+        warnings=[*bound.adjusted, *(f.message for f in bound.findings if f.severity == "warn"),
+                  *(est.warnings if refusal is None else ())],
+        reason=refusal.message if refusal is not None else _reason(setup, est, fits, split),
+        rules=[RuleFinding(rule=f.rule, severity=f.severity, message=f.message, source=f.source)
+               for f in bound.findings],
     )
+
+
+def _auto_split(setup: Setup, est: EngineEstimate) -> EngineEstimate | None:
+    """llama.cpp/Ollama with -ngl left to them (auto, with --fit): a model too large for VRAM
+    runs with as many layers on the GPU as fit and the rest in RAM (engines.md 4.2-4.3, 5.4).
+    That run, when RAM holds the rest; None otherwise."""
+    details = est.details
+    if (not isinstance(details, LlamaCppDetails) or setup.request.ngl is not None
+            or details.placement.cpu_only or not 0 < details.n_gpu_layers < details.n_layers):
+        return None
+    run = setup.run(ngl=details.n_gpu_layers)
+    return run if setup.fits(run) else None
+
+
+def _split_note(setup: Setup, est: EngineEstimate) -> str:
+    details = est.details
+    assert isinstance(details, LlamaCppDetails)
+    off = details.n_layers - details.n_gpu_layers
+    return (f"{setup.engine} leaves -ngl to itself (auto, with --fit), so the {off} layers that "
+            "do not fit in VRAM run from system RAM: the memory shown is the GPU's side")
+
+
+def _reason(setup: Setup, est: EngineEstimate, fits: bool, split: bool) -> str | None:
+    """Why the answer is NO (or split), in the engine's terms, where the totals do not say it."""
+    details = est.details
+    if split and isinstance(details, LlamaCppDetails):
+        return (f"{details.n_gpu_layers} of {details.n_layers} layers on the GPU, "
+                f"{format_bytes(details.placement.ram_bytes.total)} in RAM")
+    if fits or not isinstance(details, VllmDetails):
+        return None
+    req = setup.request
+    fixed = est.weights + est.activations + est.overhead
+    budget = format_bytes(details.budget_bytes)
+    if fixed >= details.budget_bytes:
+        return (f"the weights ({format_bytes(est.weights)}) and the profiling peak leave nothing "
+                f"of the {details.gpu_memory_utilization:g} x GPU budget ({budget}) for the KV "
+                "cache")
+    if not details.one_sequence_fits:
+        return (f"no room for one request's KV cache: {format_bytes(est.kv_cache)} left in the "
+                f"{details.gpu_memory_utilization:g} x GPU budget ({budget}) holds "
+                f"{format_tokens(details.kv_cache_tokens)} tokens, fewer than ctx="
+                f"{format_tokens(req.ctx)}; {setup.engine} refuses to start")
+    return (f"the KV pool holds {details.max_concurrency:g} requests of "
+            f"{format_tokens(req.ctx)} tokens, fewer than batch={req.batch}")
+
+
+def _fixes(bound: Bound, refusal: rules.Finding, model: ResolvedModel, gpu: GpuSelection,
+           host: Host | None, deadline: float | None) -> list[Suggestion]:
+    """The fixes of a rule the engine enforces, each run as its own request: kept when the
+    engine accepts it and it fits."""
+    out = []
+    for fix in refusal.fixes:
+        request = bound.setup.request.model_copy(update=fix.fields)
+        if "engine" in fix.fields and "quant" not in fix.fields:
+            request = request.model_copy(update={"quant": None})
+        trial_gpu = replace(gpu, count=fix.gpus) if fix.gpus else gpu
+        try:
+            trial = bind(request, model, trial_gpu, host if fix.fields.get("engine") in
+                         LLAMA_CPP_ENGINES or bound.setup.host else None, deadline,
+                         bound.setup.calibration)
+        except UserError:
+            continue
+        if any(f.severity == "refuse" for f in trial.findings):
+            continue
+        est = trial.setup.run()
+        ok = trial.setup.fits(est)
+        if not ok and (split := _auto_split(trial.setup, est)) is not None:
+            est, ok = split, True
+        if ok:
+            out.append(Suggestion(change=fix.change, total_bytes=est.total, fits=True,
+                                  why=fix.why))
+    return out
+
+
+def _other_engine(setup: Setup, model: ResolvedModel, gpu: GpuSelection,
+                  deadline: float | None, engine: str, quant: str) -> Setup | None:
+    request = setup.request.model_copy(update={"engine": engine, "quant": quant})
+    try:
+        trial = bind(request, model, gpu, host_for(request, gpu), deadline, setup.calibration)
+    except UserError:
+        return None
+    if any(f.severity == "refuse" for f in trial.findings):
+        return None
+    return trial.setup
 
 
 # --- llama.cpp and Ollama on the CPU side -----------------------------------------------------------
@@ -308,20 +321,3 @@ def _cpu_only_request(request: EstimateRequest,
         request = request.model_copy(update={"engine": "llama.cpp"})
         notes = (*notes, "gpu=none: answered for llama.cpp on the CPU")
     return request, notes
-
-
-def llamacpp_speed(setup: Setup, placement: Placement) -> SpeedEstimate:
-    """Tokens/s of a llama.cpp/Ollama placement: VRAM and RAM read per token, each at its
-    bandwidth; prompt processing on the GPU (or the CPU without one)."""
-    assert setup.host is not None
-    req = setup.request
-    return llamacpp_report_speed(placement, setup.gpu.gpu, setup.host,
-                                 active_params=setup.model.spec.active_params,
-                                 prompt_tokens=req.prompt or req.ctx, batch=req.batch,
-                                 gpu_count=setup.gpu.count,
-                                 moe_layers=moe_layer_count(setup.model.spec))
-
-
-def _speed_words(speed: SpeedEstimate) -> str:
-    return (f"; about {speed.decode_tokens_per_s:g} tokens/s"
-            if speed.decode_tokens_per_s is not None else "")

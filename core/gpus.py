@@ -63,6 +63,17 @@ class Gpu:
     notes: str
 
 
+# The runtime whose context and libraries a process holds on each vendor's GPUs, as the
+# overhead is labelled ("CUDA context" on an Apple GPU would be wrong).
+RUNTIMES = {"nvidia": "CUDA", "amd": "ROCm", "apple": "Metal", "intel": "SYCL", "google": "TPU",
+            "cpu": "CPU"}
+
+
+def runtime_of(gpu: Gpu) -> str:
+    """'CUDA', 'ROCm', 'Metal', ...; a GPU given only by its size is taken as CUDA."""
+    return RUNTIMES.get(gpu.vendor, "CUDA")
+
+
 @dataclass(frozen=True, slots=True)
 class GpuSelection:
     """What gpu= resolved to: `count` identical GPUs; memory figures are per GPU."""
@@ -154,7 +165,7 @@ def _usable(e: Mapping[str, Any], physical: int) -> tuple[int, str]:
         runtime = "ROCm" if vendor == "amd" else "CUDA"
         return usable, (
             f"{_gib(usable / GIB)} GiB usable: the total {runtime} reports on this GPU "
-            f"(measured, {e['usable_source']}; CUDA context not included)."
+            f"(measured, {e['usable_source']}; {runtime} context not included)."
         )
     if e.get("unified_memory"):
         usable = int(physical * SHARED_FRACTION)

@@ -94,6 +94,7 @@ KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "ram": ("system_ram", "sysram", "system_memory", "sysmem"),
     "membw": ("mem_bw", "memory_bandwidth", "ram_bandwidth", "ram_bw"),
     "ngl": ("n_gpu_layers", "gpu_layers", "num_gpu"),
+    "fa": ("flash_attn", "flash_attention"),
 }
 _KEYS = {alias: key for key, aliases in KEY_ALIASES.items() for alias in (key, *aliases)}
 _ALL_KEYS = frozenset(_KEYS)
@@ -440,6 +441,13 @@ def _switch(key: str) -> Callable[[str], bool]:
     return parse
 
 
+def _flash(value: str) -> bool | None:
+    """llama.cpp's -fa on|off|auto; auto (None) leaves it to the engine."""
+    if value.lower() == "auto":
+        return None
+    return _switch("fa")(value)
+
+
 def _zero(value: str) -> int:
     if value.lower() in ("fsdp", "full-shard", "full_shard", "on", "true"):
         return 3  # FSDP's full shard is ZeRO-3
@@ -529,6 +537,7 @@ _VALUE_PARSERS: dict[str, Callable[[str], object]] = {
     "target": _choice("target", LORA_TARGETS),
     "optim": _choice("optim", OPTIMIZERS),
     "gc": _switch("gc"),
+    "fa": _flash,
     "precision": _choice("precision", PRECISIONS),
     "zero": _zero,
     "offload": _choice("offload", {"none": "none", "off": "none", "no": "none", "cpu": "cpu"}),

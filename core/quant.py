@@ -93,6 +93,12 @@ def choose(req: EstimateRequest, spec: ModelSpec,
     engine = req.engine or default_engine(req.quant)
     family = engine_family(engine)
     quant = req.quant
+    if quant in ("mxfp4", "MXFP4_MOE") and spec.moe is None:
+        # MXFP4 checkpoints (gpt-oss) and llama.cpp's MXFP4_MOE quantize the routed experts
+        # only; on a dense model every weight would stay 16-bit under a 4-bit label.
+        raise UserError(f"{quant} quantizes the experts of MoE models (gpt-oss); "
+                        f"{spec.model_type} is dense, so its weights would stay 16-bit.",
+                        "Use a 4-bit format for dense models: awq, gptq, nf4 or Q4_K_M.")
     if quant is None:
         native = format_from_config(quantization) if quantization else None
         if native is not None and family != "llama.cpp":

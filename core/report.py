@@ -30,6 +30,7 @@ class GpuInfo(_Model):
     memory_bytes: int
     usable_bytes: int
     usable_note: str
+    runtime: str = "CUDA"  # CUDA | ROCm | Metal | SYCL | TPU | CPU: whose context the overhead is
 
 
 class Breakdown(_Model):
@@ -46,6 +47,16 @@ class Suggestion(_Model):
     total_bytes: int
     fits: bool
     why: str = ""
+
+
+class RuleFinding(_Model):
+    """A rule of the engine that the request meets (core.rules): what it enforces (refuse) or
+    warns about, and where the engine does it."""
+
+    rule: str  # parallel | context | hardware | format
+    severity: str  # refuse | warn
+    message: str
+    source: str
 
 
 class Speed(_Model):
@@ -81,7 +92,7 @@ class Report(_Model):
     total_bytes: int
     breakdown: Breakdown
     fits: bool
-    verdict: str  # fits | tight | no
+    verdict: str  # fits | tight | split | no
     headroom_bytes: int
     max_context: int | None
     max_batch: int | None
@@ -91,3 +102,5 @@ class Report(_Model):
     engine_details: EngineDetailsField
     assumptions: list[str]
     warnings: list[str]
+    reason: str | None = None  # why NO (the engine's refusal, vLLM's pool) or how it splits
+    rules: list[RuleFinding] = []

@@ -77,3 +77,5 @@ class EstimateRequest(BaseModel):
                                 description="RAM bandwidth in GB/s; overrides cpu= and ram speed")
     ngl: int | None = Field(default=None, ge=0, le=1000,
                             description="layers on the GPU (llama.cpp -ngl); None: as many as fit")
+    fa: bool | None = Field(default=None, description="llama.cpp/Ollama flash attention (-fa "
+                            "on|off); None: auto, on where the device supports it")

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Literal
 
 from core.memo import Memo
+from core.positions import ContextLimits
 from core.tensors import Tensor
 
 # full: caches K and V for every token; sliding: caches at most `window` tokens where the engine
@@ -73,6 +74,8 @@ class ModelSpec:
     approximate: bool = False
     notes: tuple[str, ...] = ()
     quantization: dict[str, object] | None = field(default=None, compare=False)
+    # Each engine's context limit from config.json (core.positions); None for a bare size.
+    context: ContextLimits | None = field(default=None, compare=False)
     # Derived figures (weight bytes per format ...), cached per spec by core.memo.per_spec. Not
     # an __init__ argument, so a spec made by dataclasses.replace starts with its own, empty.
     memo: Memo = field(default_factory=Memo, init=False, compare=False, repr=False)

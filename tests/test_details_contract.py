@@ -28,7 +28,8 @@ from tests.conftest import run_command
 
 VLLM_KEYS = ["weights_total_bytes", "budget_bytes", "gpu_memory_utilization", "kv_cache_tokens",
              "kv_blocks", "max_concurrency", "one_sequence_fits", "kv_bytes_per_token",
-             "kv_groups", "max_num_batched_tokens", "max_num_seqs", "headroom_bytes"]
+             "kv_groups", "max_num_batched_tokens", "max_num_seqs", "headroom_bytes",
+             "parallel"]
 LLAMA_HEAD = ["weights_total_bytes", "n_layers", "n_gpu_layers", "n_ctx", "n_ubatch",
               "flash_attn", "kv_type", "system_ram_bytes", "token_embd_in_ram_bytes", "placement"]
 LLAMA_TAIL = ["ram_needed_bytes", "ram_available_bytes", "ram_total_bytes", "ram_reserve_bytes",

@@ -25,7 +25,7 @@ from adapters.discord.embed import (
 )
 from adapters.discord.options import FITS, GPUS, HELP, command_text
 from adapters.discord.registration import commands_match
-from adapters.text import breakdown_rows, verdict_sentence
+from adapters.text import breakdown_rows, suggestions_title, verdict_sentence
 from core.answer import GpuListAnswer, HelpAnswer
 from core.errors import ModelNotFound, UserError
 from core.gpus import resolve_gpu, search_gpus
@@ -63,7 +63,7 @@ def assert_embed_shows(embed: dict[str, Any], report: Report) -> None:
         assert f"about {speed.step_seconds:g} s per step" in fields["Speed"]
     for suggestion in report.suggestions:
         assert f"`{suggestion.change}` {format_bytes(suggestion.total_bytes)}" in \
-            fields["To make it fit"]
+            fields[suggestions_title(report)]
     spare = format_bytes(abs(report.headroom_bytes))
     assert embed["description"].startswith(
         f"{'headroom' if report.headroom_bytes >= 0 else 'short by'} {spare} on ")

@@ -96,7 +96,7 @@ def test_verdict_and_headroom_are_consistent() -> None:
         "meta-llama/Llama-2-13b-hf fp16 gpu=24GB",
         "meta-llama/Meta-Llama-3-8B Q8_0 ctx=131072 gpu=4090",
         "Qwen/Qwen2.5-7B-Instruct bf16 engine=vllm ctx=32k batch=16 gpu=4090",
-        "meta-llama/Llama-3.1-70B q4 gpu=4090",
+        "meta-llama/Llama-3.1-70B q4 gpu=4090 ram=16GB",
     ],
 )
 def test_every_suggestion_really_fits_when_applied(command: str) -> None:
@@ -105,12 +105,14 @@ def test_every_suggestion_really_fits_when_applied(command: str) -> None:
     applicable = [s for s in report.suggestions if not s.change.startswith("-ngl")]
     assert applicable, "a 'no' should come with at least one change that fits"
     for suggestion in applicable:
-        key = suggestion.change.split("=", 1)[0]
-        words = [w for w in command.split() if not w.startswith(f"{key}=")]
-        if "=" not in suggestion.change or key == "exl2":  # a quantization
-            words = [words[0], suggestion.change, *[w for w in words[2:]]]
-        else:
-            words.append(suggestion.change)
+        words = command.split()
+        for change in suggestion.change.split():  # "engine=llama.cpp Q4_K_M" is two changes
+            key = change.split("=", 1)[0]
+            words = [w for w in words if not w.startswith(f"{key}=")]
+            if "=" not in change or key == "exl2":  # a quantization
+                words = [words[0], change, *words[2:]]
+            else:
+                words.append(change)
         applied = run_command(" ".join(words))
         assert applied.fits, f"{suggestion.change} did not fit: {applied.total_bytes}"
 

@@ -45,9 +45,10 @@ def test_any_request_gives_a_consistent_report_or_a_user_error(
     assert min(b.weights, b.kv_cache, b.activations, b.overhead) >= 0
     assert report.total_bytes == b.weights + b.kv_cache + b.activations + b.gradients + \
         b.optimizer + b.overhead
-    assert report.verdict in ("fits", "tight", "no")
+    assert report.verdict in ("fits", "tight", "split", "no")
     assert report.fits == (report.verdict != "no")
-    if report.fits:
+    assert report.verdict != "split" or report.engine in ("llama.cpp", "ollama")
+    if report.fits and report.verdict != "split":  # a split's limits are the GPU-only ones
         # What fits at ctx and batch bounds the solvers from below (the context up to what the
         # model takes: longer is never searched).
         limit = resolve_offline(model).spec.max_position or MAX_CONTEXT_CAP

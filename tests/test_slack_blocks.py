@@ -30,7 +30,7 @@ def assert_slack_takes(blocks: list[dict], text: str) -> None:
 
 
 def test_a_very_long_report_is_cut_to_the_limits():
-    report = run_command("llama3-70b q4 engine=llama.cpp gpu=4090")
+    report = run_command("llama3-70b q4 engine=llama.cpp gpu=4090 ram=16GB")
     long_id = "org/" + "m" * 400
     report = report.model_copy(update={
         "model": report.model.model_copy(update={"id": long_id}),

@@ -118,7 +118,8 @@ def assert_shows_report(message: dict[str, Any], report: Report) -> None:
     assert f"{VERDICT_WORDS[report.verdict]}: {report.model.id}" in title
     assert report.gpu.name in title
     need, have = format_bytes(report.total_bytes), format_bytes(report.gpu.usable_bytes)
-    assert message["text"].startswith(f"{VERDICT_WORDS[report.verdict]}: {report.model.id}")
+    assert message["text"].startswith(f"{VERDICT_WORDS[report.verdict]}: ")
+    assert report.model.id in message["text"]
     assert need in message["text"] and have in message["text"]
     # The breakdown: one monospace row per part, then the total of the usable memory.
     code = next(b["text"]["text"] for b in blocks

@@ -40,7 +40,8 @@ EMBED_TOTAL_MAX = 6000
 CONTENT_MAX = 2000
 EPHEMERAL = 1 << 6  # message flag: only the user who asked sees it
 
-COLOURS = {"fits": 0x2ECC71, "tight": 0xE67E22, "no": 0xE74C3C}  # green, orange, red
+COLOURS = {"fits": 0x2ECC71, "tight": 0xE67E22, "split": 0xF1C40F,
+           "no": 0xE74C3C}  # green, orange, yellow, red
 INFO_COLOUR = 0x5865F2  # Discord's blurple, for help and listings
 BAR_WIDTH = 12  # three inline fields a row on desktop: a short bar keeps each on one line
 SOURCES = {"snapshot": "the bundled snapshot", "hub": "the Hugging Face Hub",

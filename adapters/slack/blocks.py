@@ -46,7 +46,8 @@ CONTEXT_CHARS = 2000
 FALLBACK_CHARS = 3000  # the notification text; Slack itself truncates at 40,000
 BAR_WIDTH = 20  # narrower than the terminal's 24: Slack's code blocks wrap early on phones
 ELLIPSIS = "…"
-VERDICT_ICONS = {"fits": ":white_check_mark:", "tight": ":large_yellow_circle:", "no": ":x:"}
+VERDICT_ICONS = {"fits": ":white_check_mark:", "tight": ":large_yellow_circle:",
+                 "split": ":large_orange_circle:", "no": ":x:"}
 SOURCE_WORDS = {"snapshot": "the bundled snapshot", "hub": "the Hugging Face Hub",
                 "config": "the uploaded config.json", "size": "its size alone (approximate)"}
 FAILURE = "Something went wrong on our side; the error is logged."

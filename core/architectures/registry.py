@@ -4,9 +4,11 @@ each family module registers its own, and adding a family touches no other file.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from core.architectures.generic import build_generic
+from core.positions import context_limits
 from core.spec import ModelSpec
 
 Builder = Callable[[Mapping[str, Any]], ModelSpec]
@@ -26,6 +28,5 @@ def build_spec(config: Mapping[str, Any]) -> ModelSpec:
     """The spec of a config.json. Unknown families get the generic, approximate estimate.
     (The package's __init__ imports every family first, so the registry is full.)"""
     builder = BUILDERS.get(str(config.get("model_type") or ""))
-    if builder is None:
-        return build_generic(config)
-    return builder(config)
+    spec = build_generic(config) if builder is None else builder(config)
+    return replace(spec, context=context_limits(config))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.calibration import FITTED, Calibration
 from core.engines.details import EngineDetails
 from core.formats import WeightFormat
 from core.request import EstimateRequest
@@ -36,11 +37,28 @@ class Scenario:
     gpu_memory_bytes: int  # per GPU, physical
     gpu_usable_bytes: int  # per GPU, what CUDA can allocate
     gpu_name: str = ""  # engines whose defaults depend on the card (vLLM's batch sizes)
+    calibration: Calibration = FITTED  # the fitted constants (bench/heldout.py varies them)
+
+    @property
+    def pp(self) -> int:
+        """Pipeline stages (vLLM, SGLang): each GPU holds the layers of one stage."""
+        return max(1, min(self.request.pp, self.gpu_count, self.spec.n_layers))
 
     @property
     def tp(self) -> int:
-        return max(1, min(self.request.tp if self.request.tp > 1 else self.gpu_count,
-                          self.gpu_count))
+        """Tensor-parallel ranks: tp= as given, else the GPUs each stage has. Never more than
+        the GPUs there are (the rules refuse such a request; the memory stays finite)."""
+        wanted = self.request.tp if self.request.tp > 1 else self.gpu_count // self.pp
+        return max(1, min(wanted, self.gpu_count // self.pp))
+
+    def stage_share(self) -> float:
+        """The share of the layers the largest pipeline stage holds (1 without stages):
+        vLLM gives each stage L // pp layers and the remainder to the stages before the last
+        (vllm@0.34.0 distributed/utils.py get_pp_indices)."""
+        if self.pp <= 1:
+            return 1.0
+        layers = self.spec.n_layers
+        return -(-layers // self.pp) / layers
 
 
 @dataclass

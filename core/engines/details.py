@@ -180,13 +180,23 @@ class HubExtras:
 
 
 @frozen
+class Parallel:
+    """How a serving engine lays the model over its GPUs: tensor-parallel ranks per stage and
+    pipeline stages (vLLM's --tensor-parallel-size and --pipeline-parallel-size)."""
+
+    tp: int
+    pp: int
+
+
+@frozen
 class ReportDetails:
-    """The Report's engine_details: the weights' total, the engine's own figures, and the Hub's
-    extras for models it resolved."""
+    """The Report's engine_details: the weights' total, the engine's own figures, the parallel
+    layout of the serving engines, and the Hub's extras for models it resolved."""
 
     weights_total_bytes: int
     engine: EngineDetails = field(metadata=FLATTEN)
     hub: HubExtras | None = field(default=None, metadata=FLATTEN)
+    parallel: Parallel | None = field(default=None, metadata=OMIT_NONE)
 
 
 def as_json(value: DataclassInstance) -> dict[str, Any]:

@@ -107,8 +107,9 @@ def estimate(sc: Scenario) -> EngineEstimate:
     """Memory with every layer on the GPU(s), plus the partial-offload plan when that is too much;
     with ngl= the GPU side of that split; with gpu=none everything in system RAM."""
     req, spec = sc.request, sc.spec
-    ollama = req.engine == "ollama"
-    flash = not ollama
+    # -fa auto (llama.cpp's default; Ollama's since v0.12.4 when every device supports it,
+    # engines.md 4.1, 5.6) turns flash attention on on the GPUs fits knows.
+    flash = req.fa if req.fa is not None else True
     cpu_only = req.gpu.strip().lower() in NO_GPU_WORDS
     kv_type = _kv_type(req.kv)
     n_ctx = req.ctx * req.batch  # parallel sequences share n_ctx in llama.cpp
@@ -171,12 +172,12 @@ def estimate(sc: Scenario) -> EngineEstimate:
         est = EngineEstimate(gpu_w // n, gpu_kv // n, gpu_compute, overhead, details=details)
     else:
         est = EngineEstimate(weights // n, kv // n, compute, overhead, details=details)
-    name = "Ollama" if ollama else "llama.cpp"
+    name = "Ollama" if req.engine == "ollama" else "llama.cpp"
     where = "everything in system RAM" if cpu_only else "token embedding kept in system RAM"
     est.assumptions.append(
         f"{name}: KV cache for all of n_ctx={n_ctx:,} allocated up front "
         f"({details.kv_type}), n_ubatch={N_UBATCH}, flash attention "
-        f"{'on' if flash else 'off'}; {where}")
+        f"{'on' if flash else 'off'}{' (-fa auto)' if req.fa is None else ''}; {where}")
     if req.batch > 1:
         est.assumptions.append(f"{req.batch} parallel sequences share n_ctx = ctx x batch")
     if req.ngl is not None and req.ngl > n_layers and not cpu_only:

@@ -8,15 +8,6 @@ from core.engines.details import TransformersDetails
 from core.formats import weight_bytes
 from core.kv import KV_ELEMENT_BYTES, kv_bytes
 
-# generate() grows the cache by concatenation, one token a step: every step frees each layer's
-# old K/V and allocates one a token longer, and PyTorch's caching allocator keeps the freed
-# blocks, which the next, larger allocation cannot reuse. nvidia-smi (reserved memory) then
-# shows about this many bytes per byte of cache grown during generation on top of what is
-# allocated. Fitted on m088 (Llama-2-13B GPTQ, batch 16, 512 -> 1,024 tokens: 1.75); held out:
-# m084, m085, m089, m095 (docs/accuracy.md). Allocated memory, which decides an out-of-memory
-# error (the allocator releases whole free blocks before it gives up), stays the verdict.
-GROWTH_RESERVE = 1.75
-
 
 def activation_bytes(sc: Scenario, tokens: int, batch: int) -> int:
     """Largest set of live tensors while one layer runs the prompt (no grad).
@@ -49,7 +40,7 @@ def estimate(sc: Scenario) -> EngineEstimate:
     prompt = req.prompt or req.ctx
     act = activation_bytes(sc, prompt, req.batch)
     grown = kv * max(0, req.ctx - prompt) // req.ctx if req.ctx else 0
-    reserved = weights + kv + act + TORCH_CUDA_OVERHEAD + int(GROWTH_RESERVE * grown)
+    reserved = weights + kv + act + TORCH_CUDA_OVERHEAD + int(sc.calibration.growth_reserve * grown)
     est = EngineEstimate(weights, kv, act, TORCH_CUDA_OVERHEAD,
                          details=TransformersDetails(reserved_bytes=reserved))
     if grown and reserved - est.total >= GIB // 4:

@@ -9,12 +9,18 @@ holds KV blocks of 16 tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from core.engines.base import GIB, MIB, EngineEstimate, Scenario, release_numbers
+from core.calibration import ProfileConstants
+from core.engines.base import GIB, EngineEstimate, Scenario, release_numbers
 from core.engines.details import VllmDetails
 from core.engines.vllm_kv import HYBRID_RELEASE, block_layout
-from core.formats import BYTES_16, WeightFormat, tensor_bytes, weight_bytes
+from core.formats import (
+    BYTES_16,
+    WeightFormat,
+    layer_weight_bytes,
+    named_tensor_bytes,
+    tensor_bytes,
+    weight_bytes,
+)
 from core.kv import KV_ELEMENT_BYTES
 from core.memo import per_spec
 from core.spec import ModelSpec
@@ -24,41 +30,8 @@ from core.spec import ModelSpec
 BIG_GPU_BYTES = 70 * GIB
 
 
-@dataclass(frozen=True)
-class ProfileConstants:
-    """The profiling run's torch peak on one GPU =
-    base + max(sampler, dense forward) + MoE workspace.
-
-    sampler: max_num_seqs x vocab x ``sampler_bytes`` (one token's logits per sequence in bf16,
-    their fp32 copy and the sampler's fp32 working buffers); dense forward:
-    max_num_batched_tokens x the MLP intermediate on this GPU x ``ffn_bytes`` (gate/up outputs
-    and the activation, freed before the sampler runs); the MoE workspace (fused-MoE kernels keep
-    it allocated) is derived from the kernel's buffer shapes, not fitted. Fitted by
-    bench/calibrate_vllm.py on the vLLM 0.19 logs (f001-f059, m117-m119); docs/accuracy.md has
-    the ids and the leave-one-model-out errors.
-    """
-
-    sampler_bytes: float
-    ffn_bytes: float
-    base_bytes: int
-
-
-PROFILE = ProfileConstants(sampler_bytes=14.23, ffn_bytes=7.19, base_bytes=153 * MIB)
-# vLLM 0.11 and earlier V1 releases profiled the sampler with top-k and top-p set, which sorts
-# the fp32 logits (values plus int64 indices) next to several fp32 copies: about 2.7x the
-# working set of 0.19. version=0.11 (or lower) selects these; releases between 0.11 and 0.19
-# are not measured here and get the current constants. Fitted on m106, m107, m111 (m113, a
-# multimodal Mistral 3, peaks far lower and stays an outlier); those records are all sampler-
-# bound, so the dense-forward constant is the current one.
-PROFILE_UP_TO_0_11 = ProfileConstants(sampler_bytes=37.19, ffn_bytes=7.19, base_bytes=254 * MIB)
-LAST_SORTING_RELEASE = (0, 11)
+LAST_SORTING_RELEASE = (0, 11)  # the last release whose profiling run sorts the logits
 V1_DEFAULT_RELEASE = (0, 8)  # before 0.8 the V0 engine ran by default
-# Non-torch memory after start-up on one GPU: 0.24-0.25 GiB in vLLM 0.19 (m117 and the
-# llm-d 0.19 logs), 0.13-0.14 GiB in 0.11 (m106, m107, m111, m113); with tensor parallelism
-# NCCL buffers make it about 2.1 GiB (m118, m119).
-NON_TORCH_SINGLE = 250 * MIB
-NON_TORCH_SINGLE_UP_TO_0_11 = 140 * MIB
-NON_TORCH_TP = 2150 * MIB
 # SGLang's default static memory fraction is lower than vLLM's 0.9; TGI fills what is free
 # (its CUDA_MEMORY_FRACTION defaults to 1.0).
 ENGINE_UTIL = {"vllm": None, "sglang": 0.88, "tgi": 1.0}
@@ -157,11 +130,27 @@ def profile_activation_bytes(sc: Scenario, constants: ProfileConstants | None = 
     1, 2 and 4 GPUs (m117, m118, m119), as every rank holds the whole vocabulary's logits.
     """
     if constants is None:
-        constants = PROFILE_UP_TO_0_11 if sorting_sampler(sc) else PROFILE
+        fitted = sc.calibration
+        constants = fitted.profile_up_to_0_11 if sorting_sampler(sc) else fitted.profile
     tokens, seqs = batch_defaults(sc)
     sampler = seqs * sc.spec.vocab * constants.sampler_bytes
     forward = tokens * dense_width(sc) * constants.ffn_bytes
     return int(constants.base_bytes + max(sampler, forward) + moe_workspace_bytes(sc))
+
+
+def stage_weight_bytes(sc: Scenario) -> int:
+    """The weights of the largest pipeline stage (all of them without pp): its share of the
+    layers, and the token embedding (first stage) or the head (last stage), whichever is
+    larger; a vision tower sits with the first stage."""
+    if sc.pp <= 1:
+        return weight_bytes(sc.spec, sc.fmt)
+    per_layer = layer_weight_bytes(sc.spec, sc.fmt)
+    layers = sorted((v for k, v in per_layer.items() if k is not None), reverse=True)
+    stage = sum(layers[: -(-len(layers) // sc.pp)])
+    embd = named_tensor_bytes(sc.spec, sc.fmt, "token_embd")
+    head = named_tensor_bytes(sc.spec, sc.fmt, "output")
+    rest = per_layer.get(None, 0) - embd - head
+    return stage + max(embd + rest, head)
 
 
 def estimate(sc: Scenario) -> EngineEstimate:
@@ -170,16 +159,18 @@ def estimate(sc: Scenario) -> EngineEstimate:
     util = req.util if req.util != 0.9 else (ENGINE_UTIL.get(engine) or req.util)
     # vLLM multiplies by the total CUDA reports (torch.cuda.mem_get_info), not the marketed size.
     budget = int(util * sc.gpu_usable_bytes)
-    weights = weight_bytes(spec, sc.fmt) // sc.tp + mxfp4_padding_bytes(sc) + rope_table_bytes(sc)
+    weights = stage_weight_bytes(sc) // sc.tp + mxfp4_padding_bytes(sc) + rope_table_bytes(sc)
     act = profile_activation_bytes(sc)
     tokens, seqs = batch_defaults(sc)
     old = sorting_sampler(sc)
-    non_torch = NON_TORCH_TP if sc.tp > 1 else \
-        NON_TORCH_SINGLE_UP_TO_0_11 if old else NON_TORCH_SINGLE
+    fitted = sc.calibration
+    non_torch = fitted.non_torch_tp if sc.tp > 1 else \
+        fitted.non_torch_single_up_to_0_11 if old else fitted.non_torch_single
     # kv_cache_dtype=auto is the model's dtype: fp32 weights keep an fp32 cache (f021).
     kv_type = "fp8" if req.kv in ("fp8", "q8", "q4") else \
         "fp32" if sc.fmt.name == "fp32" else "fp16"
-    layout = block_layout(spec, kv_type, sc.tp, engine == "vllm" and hybrid_allocator(sc))
+    layout = block_layout(spec, kv_type, sc.tp, engine == "vllm" and hybrid_allocator(sc),
+                          sc.pp)
     pool = max(0, budget - weights - act - non_torch)
     blocks = layout.blocks(pool)
     capacity = layout.logged_tokens(blocks)

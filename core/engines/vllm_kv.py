@@ -78,10 +78,14 @@ def _layer_bytes(layer: KvLayer, spec: ModelSpec, kv_type: str, tp: int) -> floa
 
 
 @per_spec()  # the context and batch solvers run the estimate many times
-def block_layout(spec: ModelSpec, kv_type: str, tp: int, hybrid: bool) -> BlockLayout:
+def block_layout(spec: ModelSpec, kv_type: str, tp: int, hybrid: bool,
+                 pp: int = 1) -> BlockLayout:
     """The pool layout of ``spec``'s attention layers (recurrent state layers are not in it),
-    grouped by kind when ``hybrid`` (vLLM's hybrid allocator)."""
+    grouped by kind when ``hybrid`` (vLLM's hybrid allocator). With ``pp`` stages a GPU caches
+    the layers of its stage: the largest stage's share, taken from the front."""
     layers = [layer for layer in spec.kv_layers if layer.kind in ("full", "sliding", "latent")]
+    if pp > 1:
+        layers = layers[: -(-len(layers) // pp)]
     sizes = [_layer_bytes(layer, spec, kv_type, tp) for layer in layers]
     kinds = Counter((layer.window if layer.kind == "sliding" else None, size)
                     for layer, size in zip(layers, sizes, strict=True))
