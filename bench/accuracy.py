@@ -15,12 +15,13 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from bench import training_reference
 from bench.reference_set import cases, records, training_cases
-from core.answer import estimate_command
+from core.answer import offline_job
+from core.calibration import FITTED, Calibration
 from core.engines.details import TrainingDetails, TransformersDetails, VllmDetails
 from core.parser import EstimateCommand, parse_command
 from core.report import Report
@@ -139,12 +140,13 @@ class Excluded:
     reason: str
 
 
-def estimate(command_text: str) -> Report:
-    """One command through the real path; anything that does not estimate raises."""
+def estimate(command_text: str, calibration: Calibration = FITTED) -> Report:
+    """One command through the real path; anything that does not estimate raises.
+    ``calibration``: the fitted constants to answer with (bench.heldout re-fits them)."""
     command = parse_command(command_text)
     if not isinstance(command, EstimateCommand):
         raise ValueError(f"{command_text!r} is not an estimate command")
-    return estimate_command(command)
+    return replace(offline_job(command), calibration=calibration).run()
 
 
 def _bytes_per_unit(unit: str, case_id: str) -> int:
@@ -154,8 +156,9 @@ def _bytes_per_unit(unit: str, case_id: str) -> int:
     return BYTE_UNITS[unit]
 
 
-def compare_case(case: dict[str, Any], record: dict[str, Any]) -> list[Comparison]:
-    report = estimate(case["command"])
+def compare_case(case: dict[str, Any], record: dict[str, Any],
+                 calibration: Calibration = FITTED) -> list[Comparison]:
+    report = estimate(case["command"], calibration)
     out = []
     for key, quantity in case["compare"].items():
         getter, is_bytes = QUANTITIES[quantity]
