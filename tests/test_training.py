@@ -135,3 +135,20 @@ def test_old_bitsandbytes_keeps_each_4bit_layers_input() -> None:
 def test_published_training_measurements_within_ten_percent(record: str) -> None:
     comparison = next(c for c in compare_all() if c.id == record)
     assert abs(comparison.error) <= 0.10, f"{record}: {comparison.error:+.1%}"
+
+
+def test_lora_over_int8_keeps_int8_inputs_and_checkpoints_by_default() -> None:
+    """PEFT's prepare_model_for_kbit_training turns checkpointing on for any bitsandbytes base,
+    and LLM.int8's MatMul8bitLt saves an int8 copy of every linear's input for backward."""
+    from tests.conftest import run_command
+
+    int8 = run_command("meta-llama/Llama-2-7b-hf int8 train=lora ctx=2048 batch=4 gpu=24GB")
+    assert int8.engine_details.engine.gradient_checkpointing
+    bf16 = run_command("meta-llama/Llama-2-7b-hf train=lora gc=off ctx=2048 batch=4 gpu=80GB")
+    int8_off = run_command("meta-llama/Llama-2-7b-hf int8 train=lora gc=off ctx=2048 batch=4 "
+                           "gpu=80GB")
+    tokens, layers = 4 * 2048, 32
+    # q, k, v each quantize the 4096-wide normed state; o 4096; gate, up 4096 each; down 11008
+    saved = tokens * layers * (3 * 4096 + 4096 + 2 * 4096 + 11008)
+    extra = int8_off.breakdown.activations - bf16.breakdown.activations
+    assert saved <= extra <= saved + 2 * 11008 * 4096 * 2  # + one dequantized weight

@@ -52,7 +52,8 @@ SCORE_BYTES = {"gpt2": FP32 + 1, "gpt_neox": FP32, "falcon": 0}
 
 
 def layer_bytes_per_token(spec: ModelSpec, method: str, target: str,
-                          attn: str = "sdpa", keeps_4bit_inputs: bool = False) -> float:
+                          attn: str = "sdpa", keeps_4bit_inputs: bool = False,
+                          int8_base: bool = False) -> float:
     """Saved bytes per token of one layer, without checkpointing.
 
     Checked against tests/golden/activations.json (Llama-2/3, GPT-2, GPT-NeoX, Falcon, Mixtral).
@@ -89,7 +90,22 @@ def layer_bytes_per_token(spec: ModelSpec, method: str, target: str,
         total += _adapter_inputs(spec, target)
     if keeps_4bit_inputs:
         total += ACT * (n_norms * h + q + f)
+    if int8_base:
+        total += int8_saved_inputs(spec)
     return total
+
+
+def int8_saved_inputs(spec: ModelSpec) -> float:
+    """LLM.int8 (bitsandbytes Linear8bitLt) as a frozen base: MatMul8bitLt.forward quantizes
+    each linear's input to int8 and, whenever that input needs a gradient (every layer's, under
+    LoRA), saves the transposed int8 copy (CAt) for backward, 1 byte per element, for every
+    linear separately: q, k and v each quantize the same normed state (bitsandbytes
+    autograd/_functions.py, ctx.tensors = (CAt, subA, A))."""
+    h, q, _, f = _widths(spec)
+    fused = any(t.name == "attn_qkv" for t in spec.tensors)
+    attn = (h if fused else 3 * h) + q
+    mlp = (2 * h if spec.gated_mlp else h) + f
+    return float(attn + mlp)
 
 
 def ACT_EXTRA(activation: str) -> float:
@@ -139,7 +155,7 @@ class ActivationPeak:
 
 def activation_bytes(spec: ModelSpec, *, batch: int, seq: int, attn: str, gc: bool,
                      method: str, target: str, loss: str = "full",
-                     keeps_4bit_inputs: bool = False) -> ActivationPeak:
+                     keeps_4bit_inputs: bool = False, int8_base: bool = False) -> ActivationPeak:
     """Without checkpointing every layer's saved tensors and the loss's logits peak together.
 
     With it, every layer's input stays while the live bytes peak twice: at the loss, and while
@@ -150,7 +166,8 @@ def activation_bytes(spec: ModelSpec, *, batch: int, seq: int, attn: str, gc: bo
     reserved memory, which is what runs out, holds both (fsdp_qlora's reserved rows m212-m226).
     """
     tokens = batch * seq
-    layer = layer_bytes_per_token(spec, method, target, attn, keeps_4bit_inputs) * tokens
+    layer = layer_bytes_per_token(spec, method, target, attn, keeps_4bit_inputs,
+                                  int8_base) * tokens
     if attn == "eager":
         layer += eager_scores_bytes(spec, batch, seq)
     head = head_bytes_per_token(spec, loss) * tokens

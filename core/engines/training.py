@@ -77,8 +77,12 @@ def bnb_keeps_inputs(release: str | None) -> bool:
 
 def gc_of(sc: Scenario) -> bool:
     req = sc.request
-    # QLoRA's prepare_model_for_kbit_training turns checkpointing on; HF Trainer leaves it off.
-    return req.gc if req.gc is not None else req.train == "qlora"
+    # PEFT's prepare_model_for_kbit_training (QLoRA, and LoRA over any bitsandbytes base: int8,
+    # nf4, fp4) turns checkpointing on by default (use_gradient_checkpointing=True); the HF
+    # Trainer otherwise leaves it off.
+    if req.gc is not None:
+        return req.gc
+    return req.train == "qlora" or (req.train == "lora" and sc.fmt.name in ("int8", "nf4", "fp4"))
 
 
 def base_format(sc: Scenario) -> WeightFormat:
@@ -169,20 +173,25 @@ def estimate(sc: Scenario) -> EngineEstimate:
     micro = req.batch
     four_bit = base_format(sc).name in ("nf4", "fp4")
     keeps_inputs = four_bit and bnb_keeps_inputs(req.bnb)
+    int8 = req.train != "full" and base_format(sc).name == "int8"
     peak = activation_bytes(spec, batch=micro, seq=req.ctx, attn=req.attn, gc=gc,
                             method=req.train, target=req.target, loss=req.loss,
-                            keeps_4bit_inputs=keeps_inputs)
+                            keeps_4bit_inputs=keeps_inputs, int8_base=int8)
     # The verdict uses what the allocator reserves: that is what runs out.
     acts, allocated_acts = peak.reserved, peak.allocated
     if keeps_inputs:
         assumptions.append(f"bitsandbytes {req.bnb}: each 4-bit layer keeps its input for "
                            "backward (0.43.2 and later free it)")
-    if req.train == "qlora":
-        # bitsandbytes dequantizes one weight to bf16 for each matmul, forward and backward;
-        # the largest such weight is a quantized one (the LM head stays in 16 bit, m063).
+    if req.train == "qlora" or int8:
+        # bitsandbytes dequantizes one weight to 16 bit for each matmul (4-bit: forward and
+        # backward; LLM.int8: backward's grad_A, state.CB.to(dtype) x SCB); the largest such
+        # weight is a quantized one (the LM head stays in 16 bit, m063).
         dequantized = 2 * _largest_quantized_linear(spec)
         acts += dequantized
         allocated_acts += dequantized
+    if int8:
+        assumptions.append("LLM.int8 base: each linear keeps an int8 copy of its input for "
+                           "backward (bitsandbytes MatMul8bitLt)")
     assumptions.append(
         f"micro-batch {micro} x {req.ctx:,} tokens, {req.attn} attention, gradient checkpointing "
         f"{'on' if gc else 'off'}; " + {
