@@ -194,3 +194,11 @@ def test_a_quantized_cache_needs_flash_attention_in_llama_cpp() -> None:
     assert changes(report) == ["fa=on", "kv=fp16"]
     ollama = run_command("meta-llama/Llama-3.1-8B Q4_K_M fa=off kv=q8 engine=ollama gpu=4090")
     assert ollama.fits and ollama.request["kv"] == "fp16"
+
+
+def test_position_schemes_decide_whether_a_context_limit_exists() -> None:
+    learned = run_command("openai-community/gpt2 ctx=2048 gpu=8GB")
+    assert not learned.fits and "learned positions for 1,024 tokens" in (learned.reason or "")
+    assert changes(learned) == ["ctx=1024"]
+    relative = run_command("google-t5/t5-base ctx=2048 gpu=8GB")  # relative buckets: no limit
+    assert relative.fits and not relative.warnings and relative.max_context > 2048

@@ -30,7 +30,10 @@ def limits(case: Case) -> ContextLimits:
 
 
 def engine_limit(case: Case) -> int | None:
-    """The context the engine accepts (or, for the engines that only warn, was trained for)."""
+    """The context the engine accepts (or, for the engines that only warn, was trained for);
+    None where the position scheme has no such length."""
+    if case.spec.model_type in UNBOUNDED_TYPES:
+        return None
     found = limits(case)
     if case.engine == "vllm":
         release = release_numbers(case.request.version)
@@ -40,14 +43,26 @@ def engine_limit(case: Case) -> int | None:
     return found.trained
 
 
+# Position schemes with no trained length to exceed: relative buckets (T5) and ALiBi (BLOOM,
+# MPT) extrapolate; learned absolute positions (GPT-2, StarCoder 1, OPT) have a table of
+# exactly that many rows, so a longer input fails in every engine (an index past the table).
+UNBOUNDED_TYPES = frozenset({"t5", "mt5", "umt5", "longt5", "bloom", "mpt"})
+LEARNED_TYPES = frozenset({"gpt2", "gpt_bigcode", "opt"})
+
+
 def check(case: Case) -> list[Finding]:
     req, engine = case.request, case.engine
     limit = engine_limit(case)
-    if limit is None or req.ctx <= limit:
+    if limit is None or req.ctx <= limit or case.spec.model_type in UNBOUNDED_TYPES:
         return []
     ctx, most = format_tokens(req.ctx), format_tokens(limit)
     fix = (Fix(f"ctx={limit}", "the longest context the model allows", {"ctx": limit,
                                                                          "prompt": None}),)
+    if case.spec.model_type in LEARNED_TYPES:
+        return [Finding("context", "refuse",
+                        f"{case.spec.model_type} has learned positions for {most} tokens only: "
+                        f"ctx={ctx} indexes past its position table.", "the model's config.json "
+                        "(n_positions / max_position_embeddings)", fix)]
     if engine == "vllm":
         key = limits(case).vllm_key or f"max_position_embeddings={limit}"
         return [Finding("context", "refuse",
@@ -62,8 +77,8 @@ def check(case: Case) -> list[Finding]:
     where = {"llama.cpp": LLAMA_SOURCE}.get(engine, "the model's config.json")
     return [Finding("context", "warn",
                     f"ctx={ctx} is beyond the {most} tokens the model was trained for: "
-                    f"{engine_name(engine)} runs it, but quality drops past {most} (RoPE "
-                    "positions it never saw) unless you add RoPE scaling", where)]
+                    f"{engine_name(engine)} runs it, but quality drops past {most} (positions "
+                    "it was not trained on) unless you add RoPE scaling", where)]
 
 
 def ollama_cap(case: Case) -> int | None:
