@@ -12,9 +12,9 @@ from typing import Any
 HERE = Path(__file__).parent / "reference"
 # Records: the shared collection (copied unchanged) and the ones fits added, each with source
 # and quote. Cases: how each inference record maps to a fits command, or why it cannot.
-RECORD_FILES = ("measured-public.jsonl", "measured-added.jsonl")
-CASE_FILES = ("cases.jsonl", "cases-added.jsonl")
-TRAINING_CASES = "training_cases.jsonl"
+RECORD_FILES = ("measured-public.jsonl", "measured-added.jsonl", "measured-2026.jsonl")
+CASE_FILES = ("cases.jsonl", "cases-added.jsonl", "cases-2026.jsonl")
+TRAINING_CASE_FILES = ("training_cases.jsonl", "training_cases-2026.jsonl")
 
 
 def load_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -38,4 +38,5 @@ def cases() -> list[dict[str, Any]]:
 
 
 def training_cases() -> list[dict[str, Any]]:
-    return load_jsonl(HERE / TRAINING_CASES)
+    return [row for name in TRAINING_CASE_FILES if (HERE / name).exists()
+            for row in load_jsonl(HERE / name)]
