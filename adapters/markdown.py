@@ -15,8 +15,8 @@ from adapters.text import (
     breakdown_rows,
     kv_pool_phrase,
     limits_line,
-    offload_ram_bytes,
     placement_lines,
+    ram_facts,
     speed_line,
     suggestions_title,
     verdict_sentence,
@@ -84,9 +84,7 @@ def _detail_items(report: Report) -> list[str]:
     kv_pool = kv_pool_phrase(report)
     if kv_pool:
         items.append(f"**KV cache:** {kv_pool}")
-    offloaded = offload_ram_bytes(report)
-    if offloaded:
-        items.append(f"**CPU RAM for the offload:** {format_bytes(offloaded)} in all")
+    items += [f"**{label}:** {value}" for label, value in ram_facts(report)]
     # llama.cpp/Ollama: what sits in VRAM and what in RAM (its partial offload among them)
     items += [escape(line.strip()) for line in placement_lines(report)]
     return items

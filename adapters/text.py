@@ -164,16 +164,24 @@ def engine_lines(report: Report) -> list[str]:
     kv_pool = kv_pool_phrase(report)
     if kv_pool:
         lines.append(f"KV cache {kv_pool}")
-    offloaded = offload_ram_bytes(report)
-    if offloaded:
-        lines.append(f"CPU RAM for the offload: {format_bytes(offloaded)} in all")
+    lines += [f"{label}: {value}" for label, value in ram_facts(report)]
     return lines + placement_lines(report)
 
 
-def offload_ram_bytes(report: Report) -> int:
-    """Training with offload=cpu: the CPU RAM its states, gradients (and parameters) take."""
+def ram_facts(report: Report) -> list[tuple[str, str]]:
+    """Training's CPU RAM: what offload=cpu moves there (states, gradients, parameters) and the
+    offloaded activations (Unsloth's checkpointing), next to the GPU peak the breakdown shows."""
     training = report.engine_details.engine
-    return training.cpu_ram_bytes if isinstance(training, TrainingDetails) else 0
+    if not isinstance(training, TrainingDetails):
+        return []
+    out = []
+    if training.cpu_ram_bytes:
+        out.append(("CPU RAM for the offload", f"{format_bytes(training.cpu_ram_bytes)} in all"))
+    if training.activation_ram_bytes:
+        out.append(("CPU RAM for offloaded activations",
+                    f"{format_bytes(training.activation_ram_bytes)} in all, while the GPU peaks "
+                    f"at {format_bytes(report.total_bytes)}"))
+    return out
 
 
 def placement_lines(report: Report) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from core import rules
+from core import frameworks, rules
 from core.calibration import FITTED, Calibration
 from core.cpus import Host, cpu_only_selection, host_for, ram_check
 from core.engines import training
@@ -63,6 +63,8 @@ def bind(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelection,
     """Engine, format, host and the engine's rules for a request (also for a suggested one)."""
     spec = model.spec
     notes: list[str] = []
+    request, preset_notes = frameworks.apply(request)
+    notes += preset_notes
     if request.mode == "train":
         engine, fmt, quant_notes = choose_training(request)
     else:

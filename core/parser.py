@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from core.errors import UserError
+from core.frameworks import FRAMEWORK_NAMES
 from core.units import parse_tokens, quoted
 from core.vocabulary import (
     GENERIC_QUANTS,
@@ -95,6 +96,9 @@ KEY_ALIASES: dict[str, tuple[str, ...]] = {
     "membw": ("mem_bw", "memory_bandwidth", "ram_bandwidth", "ram_bw"),
     "ngl": ("n_gpu_layers", "gpu_layers", "num_gpu"),
     "fa": ("flash_attn", "flash_attention"),
+    "framework": ("fw", "recipe"),
+    "act_offload": ("activation_offloading", "offload_activations", "enable_activation_offloading"),
+    "opt_in_bwd": ("optimizer_in_bwd", "optimizer_in_backward"),
 }
 _KEYS = {alias: key for key, aliases in KEY_ALIASES.items() for alias in (key, *aliases)}
 _ALL_KEYS = frozenset(_KEYS)
@@ -286,11 +290,12 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
 
     from core.request import EstimateRequest
 
-    if "train" in fields and "mode" not in fields:
-        fields["mode"] = "train"  # train=lora says what the user wants
+    if ("train" in fields or "framework" in fields) and "mode" not in fields:
+        fields["mode"] = "train"  # train=lora (or a training framework) says what is wanted
     if fields.get("mode") != "train":
         stray = [k for k in ("train", "r", "target", "optim", "gc", "precision", "zero",
-                             "offload", "loss", "bnb") if k in fields]
+                             "offload", "loss", "bnb", "act_offload", "opt_in_bwd", "framework")
+                 if k in fields]
         if stray:
             raise UserError(f"The option {stray[0]}= applies to training only.",
                             "Add mode=train (or train=full|lora|qlora).")
@@ -537,6 +542,9 @@ _VALUE_PARSERS: dict[str, Callable[[str], object]] = {
     "target": _choice("target", LORA_TARGETS),
     "optim": _choice("optim", OPTIMIZERS),
     "gc": _switch("gc"),
+    "act_offload": _switch("act_offload"),
+    "opt_in_bwd": _switch("opt_in_bwd"),
+    "framework": _choice("framework", FRAMEWORK_NAMES),
     "fa": _flash,
     "precision": _choice("precision", PRECISIONS),
     "zero": _zero,

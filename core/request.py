@@ -14,6 +14,9 @@ Attention = Literal["eager", "sdpa", "flash"]
 Mode = Literal["infer", "train"]
 TrainMethod = Literal["full", "lora", "qlora"]
 LoraTarget = Literal["qv", "attn", "all"]
+# The training frameworks with presets (core/frameworks.py).
+Framework = Literal["hf", "trl", "axolotl", "llama-factory", "unsloth", "torchtune", "litgpt",
+                    "fsdp"]
 Optimizer = Literal["adamw", "adamw8bit", "paged_adamw8bit", "sgd", "adafactor"]
 # mixed: fp32 weights with bf16 autocast (HF Trainer, fp32-loaded model, bf16=True);
 # bf16: everything in bf16, no fp32 master copy; fp32: no reduced precision at all.
@@ -62,6 +65,12 @@ class EstimateRequest(BaseModel):
     # chunked: the head and loss run over chunks (torchtune); fused: a fused linear +
     # cross-entropy kernel never holds the logits (Liger, Cut Cross-Entropy, Unsloth).
     loss: Literal["full", "chunked", "fused"] = "full"
+    framework: Framework | None = Field(default=None, description="the training framework "
+                                        "whose defaults apply (core/frameworks.py)")
+    act_offload: bool = Field(default=False, description="checkpointed activations kept in CPU "
+                              "RAM (Unsloth's checkpointing, torchtune's activation offloading)")
+    opt_in_bwd: bool = Field(default=False, description="the optimizer steps each parameter in "
+                             "backward, so no full set of gradients is alive (torchtune)")
     bnb: str | None = Field(default=None, pattern=r"^\d{1,3}(\.\d{1,4}){0,2}$",
                             description="the bitsandbytes release behind QLoRA; before 0.43.2 "
                             "its 4-bit layers kept their inputs for backward; None: current")

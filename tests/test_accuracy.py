@@ -120,8 +120,6 @@ def test_held_out_records_are_reported_apart_from_calibration_ones() -> None:
 # Bounds fits does not meet yet, each with why (xfail strict: fixing one fails here until the
 # mark is removed).
 KNOWN_DISAGREEMENTS = {
-    "m138": "fits' QLoRA estimate for Llama-3.1-8B at 256 tokens is 'tight' in 8 GB where the "
-            "published Hugging Face + FA2 run ran out of memory",
     # LitGPT's config-hub table marks these OOM without saying in which phase (training,
     # validation, generating samples, saving a checkpoint): fits' FSDP training peak fits.
     "n012": "LitGPT full fine-tuning of Llama-2-7B with FSDP on 4 x A10G: OOM in an unstated "

@@ -36,7 +36,7 @@ LLAMA_TAIL = ["ram_needed_bytes", "ram_available_bytes", "ram_total_bytes", "ram
               "ram_fits", "unified_memory", "host", "speed_assumptions"]
 TRAINING_KEYS = ["weights_total_bytes", "allocated_bytes", "trainable_params", "precision",
                  "gradient_checkpointing", "zero_stage", "cpu_ram_bytes", "micro_batch",
-                 "flops_per_token"]
+                 "flops_per_token", "activation_ram_bytes"]
 
 GOLDEN: list[tuple[str, type, list[str]]] = [
     ("meta-llama/Llama-2-7b-hf gpu=4090", TransformersDetails,

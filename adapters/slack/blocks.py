@@ -22,8 +22,8 @@ from adapters.text import (
     bar,
     breakdown_rows,
     kv_pool_phrase,
-    offload_ram_bytes,
     prompt_words,
+    ram_facts,
     suggestions_title,
     together_words,
     verdict_sentence,
@@ -207,9 +207,7 @@ def _facts(report: Report) -> list[tuple[str, str]]:
     kv_pool = kv_pool_phrase(report)
     if kv_pool:
         facts.append(("KV cache", kv_pool))
-    offload_ram = offload_ram_bytes(report)
-    if offload_ram:
-        facts.append(("CPU RAM for the offload", format_bytes(offload_ram)))
+    facts += ram_facts(report)
     llama = report.engine_details.engine
     if isinstance(llama, LlamaCppDetails):
         if llama.partial_offload is not None:

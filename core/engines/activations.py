@@ -147,15 +147,24 @@ def head_bytes_per_token(spec: ModelSpec, loss: str = "full") -> float:
 
 @dataclass(frozen=True)
 class ActivationPeak:
-    """Activation bytes at the step's peak: what autograd holds, and what the allocator keeps."""
+    """Activation bytes at the step's peak: what autograd holds, and what the allocator keeps;
+    with offloading, what waits in CPU RAM."""
 
     allocated: float
     reserved: float
+    cpu_ram: float = 0.0
+
+
+# Offloaded activations on the GPU: the layer being computed and the one being copied back (the
+# offloaders prefetch one ahead: unsloth_zoo gradient_checkpointing.py, torchtune
+# training/_activation_offloading.py).
+OFFLOAD_RESIDENT_LAYERS = 2
 
 
 def activation_bytes(spec: ModelSpec, *, batch: int, seq: int, attn: str, gc: bool,
                      method: str, target: str, loss: str = "full",
-                     keeps_4bit_inputs: bool = False, int8_base: bool = False) -> ActivationPeak:
+                     keeps_4bit_inputs: bool = False, int8_base: bool = False,
+                     residual_bytes: float = ACT, offload: bool = False) -> ActivationPeak:
     """Without checkpointing every layer's saved tensors and the loss's logits peak together.
 
     With it, every layer's input stays while the live bytes peak twice: at the loss, and while
@@ -164,6 +173,10 @@ def activation_bytes(spec: ModelSpec, *, batch: int, seq: int, attn: str, gc: bo
     peak with and without checkpointing: tests/golden/activations_head.json). PyTorch's caching
     allocator keeps the loss's freed blocks while the recomputed layer allocates its own, so
     reserved memory, which is what runs out, holds both (fsdp_qlora's reserved rows m212-m226).
+    ``residual_bytes``: the residual stream's element size (4 when PEFT has upcast the
+    embeddings to fp32, so every layer's input is fp32). ``offload``: what is saved for backward
+    (the checkpoints, or everything without checkpointing) waits in CPU RAM but for the layers
+    in flight.
     """
     tokens = batch * seq
     layer = layer_bytes_per_token(spec, method, target, attn, keeps_4bit_inputs,
@@ -171,8 +184,12 @@ def activation_bytes(spec: ModelSpec, *, batch: int, seq: int, attn: str, gc: bo
     if attn == "eager":
         layer += eager_scores_bytes(spec, batch, seq)
     head = head_bytes_per_token(spec, loss) * tokens
+    resident = min(spec.n_layers, OFFLOAD_RESIDENT_LAYERS) if offload else spec.n_layers
     if not gc:
-        together = spec.n_layers * layer + head
-        return ActivationPeak(together, together)
-    inputs = spec.n_layers * ACT * spec.hidden * tokens
-    return ActivationPeak(inputs + max(head, layer), inputs + head + layer)
+        together = resident * layer + head
+        ram = (spec.n_layers - resident) * layer
+        return ActivationPeak(together, together, ram)
+    one_input = residual_bytes * spec.hidden * tokens
+    inputs = resident * one_input
+    ram = (spec.n_layers - resident) * one_input
+    return ActivationPeak(inputs + max(head, layer), inputs + head + layer, ram)

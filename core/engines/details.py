@@ -75,6 +75,7 @@ class TrainingDetails:
     cpu_ram_bytes: int  # offloaded states, gradients and parameters, over all GPUs
     micro_batch: int
     flops_per_token: int
+    activation_ram_bytes: int = 0  # offloaded activations in CPU RAM, over all GPUs
 
 
 # --- llama.cpp and Ollama --------------------------------------------------------------------

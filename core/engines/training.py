@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from math import ceil
 
-from core.engines.activations import activation_bytes
+from core.engines.activations import OFFLOAD_RESIDENT_LAYERS, activation_bytes
 from core.engines.base import TORCH_CUDA_OVERHEAD, EngineEstimate, Scenario, release_numbers
 from core.engines.details import TrainingDetails
 from core.formats import WeightFormat, tensor_bytes, weight_bytes
+from core.frameworks import peft_upcast
 from core.memo import per_spec
 from core.spec import ModelSpec
 from core.tensors import Tensor
@@ -85,6 +86,14 @@ def gc_of(sc: Scenario) -> bool:
     return req.train == "qlora" or (req.train == "lora" and sc.fmt.name in ("int8", "nf4", "fp4"))
 
 
+def peft_upcasts(sc: Scenario) -> bool:
+    """Whether the recipe runs PEFT's prepare_model_for_kbit_training over a bitsandbytes base,
+    which casts every non-quantized 16-bit parameter to fp32: the HF Trainer + PEFT recipe, fits'
+    default (frameworks that prepare their own way say so in core/frameworks.py)."""
+    return (sc.request.train != "full" and base_format(sc).name in ("nf4", "fp4", "int8")
+            and peft_upcast(sc.request))
+
+
 def base_format(sc: Scenario) -> WeightFormat:
     req = sc.request
     if req.train == "qlora":
@@ -124,6 +133,12 @@ def estimate(sc: Scenario) -> EngineEstimate:
         trainable = lora_params(spec, req.r, req.target)
         trainable_tensors = targets
         weights = weight_bytes(spec, fmt) + trainable * 4
+        if peft_upcasts(sc):
+            weights += 2 * _unquantized_params(spec)  # their bf16 bytes again: now fp32
+            assumptions.append(
+                "PEFT's prepare_model_for_kbit_training casts every 16-bit parameter (embeddings, "
+                "LM head, norms) to fp32, so the residual stream is fp32 too (peft "
+                "utils/other.py)")
         grads = trainable * 4
         state = 4
         what = {"qv": "the q and v projections", "attn": "the attention projections"}.get(
@@ -132,6 +147,13 @@ def estimate(sc: Scenario) -> EngineEstimate:
             f"{'QLoRA' if req.train == 'qlora' else 'LoRA'} rank {req.r} on {what}: "
             f"{trainable:,} trainable parameters in fp32 over a frozen {fmt.label} base")
     optim = optimizer_bytes(req.optim, trainable, state, trainable_tensors)
+    if req.opt_in_bwd:
+        # Each parameter steps in its gradient hook and frees its gradient: one tensor's
+        # gradient is alive at a time (torchtune training/_optimizer_in_bwd.py).
+        largest = max((t.numel for t in trainable_tensors), default=0)
+        grads = min(grads, largest * (grads // max(1, trainable)))
+        assumptions.append("optimizer step fused into backward: one parameter's gradient alive "
+                           "at a time")
 
     # What FSDP gathers is the layer as it is stored: the compute dtype for full fine-tuning,
     # the frozen base's own format (nf4 for QLoRA) for adapters.
@@ -176,7 +198,13 @@ def estimate(sc: Scenario) -> EngineEstimate:
     int8 = req.train != "full" and base_format(sc).name == "int8"
     peak = activation_bytes(spec, batch=micro, seq=req.ctx, attn=req.attn, gc=gc,
                             method=req.train, target=req.target, loss=req.loss,
-                            keeps_4bit_inputs=keeps_inputs, int8_base=int8)
+                            keeps_4bit_inputs=keeps_inputs, int8_base=int8,
+                            residual_bytes=4 if req.train != "full" and peft_upcasts(sc) else 2,
+                            offload=req.act_offload)
+    if req.act_offload:
+        assumptions.append(
+            f"activations saved for backward wait in CPU RAM ({format_bytes(int(peak.cpu_ram))}),"
+            f" {OFFLOAD_RESIDENT_LAYERS} layers at a time on the GPU")
     # The verdict uses what the allocator reserves: that is what runs out.
     acts, allocated_acts = peak.reserved, peak.allocated
     if keeps_inputs:
@@ -196,7 +224,7 @@ def estimate(sc: Scenario) -> EngineEstimate:
         f"micro-batch {micro} x {req.ctx:,} tokens, {req.attn} attention, gradient checkpointing "
         f"{'on' if gc else 'off'}; " + {
             "full": "logits of every token upcast to fp32 for the loss",
-            "chunked": "loss over logit chunks (torchtune)",
+            "chunked": "loss over logit chunks",
             "fused": "fused linear cross-entropy, no full logits"}[req.loss])
 
     allocated = int(weights + grads + optim + allocated_acts + gather)
@@ -206,7 +234,7 @@ def estimate(sc: Scenario) -> EngineEstimate:
     details = TrainingDetails(
         allocated_bytes=allocated, trainable_params=trainable, precision=precision,
         gradient_checkpointing=gc, zero_stage=zero, cpu_ram_bytes=cpu_ram, micro_batch=micro,
-        flops_per_token=flops_per_token)
+        flops_per_token=flops_per_token, activation_ram_bytes=int(peak.cpu_ram) * n)
     est = EngineEstimate(weights=int(weights), kv_cache=0, activations=int(acts + gather),
                          overhead=TORCH_CUDA_OVERHEAD, gradients=int(grads), optimizer=int(optim),
                          details=details)
@@ -241,3 +269,10 @@ def _largest_quantized_linear(spec: ModelSpec) -> int:
     """Elements of the largest weight bitsandbytes dequantizes (the LM head stays 16-bit)."""
     return max(t.rows * t.cols for t in spec.tensors
                if t.kind == "linear" and t.name != "output")
+
+
+@per_spec()
+def _unquantized_params(spec: ModelSpec) -> int:
+    """Parameters bitsandbytes leaves in 16 bit: embeddings, the LM head, norms, biases."""
+    return sum(t.numel for t in spec.tensors
+               if t.part == "text" and not (t.kind == "linear" and t.name != "output"))
