@@ -99,6 +99,10 @@ def render_report(report: Report) -> str:
         items.append(f"**Speed:** {escape(speed)}")
     items += _detail_items(report)
     parts.append("\n".join(f"- {item}" for item in items))
+    if report.run is not None:
+        notes = "".join(f"\n- {escape(note)}" for note in report.run.notes)
+        parts.append(f"**Run it** ({escape(report.run.engine)}):\n\n```sh\n"
+                     f"{report.run.command.replace('```', '` ` `')}\n```{notes}")
     if report.suggestions:
         rows = [f"| {code_span(s.change)} | {format_bytes(s.total_bytes)} | "
                 f"{'yes' if s.fits else 'no'} | {cell(s.why)} |" for s in report.suggestions]

@@ -228,6 +228,9 @@ def render_text(report: Report) -> str:
     if speed := speed_line(report):
         lines.append(speed)
     lines += engine_lines(report)
+    if report.run is not None:
+        lines += ["", "Run it:", *(f"  {line}" for line in report.run.command.splitlines()),
+                  *(f"  # {note}" for note in report.run.notes)]
     if report.suggestions:
         lines += ["", f"{suggestions_title(report)}:"]
         lines += [f"  {s.change:<24} {format_bytes(s.total_bytes):>10}  ({s.why})"

@@ -23,12 +23,22 @@ from core.errors import UserError
 from core.formats import is_gguf, weight_bytes
 from core.gpus import GpuSelection, is_no_gpu, runtime_of
 from core.quant import choose, choose_training
-from core.report import Breakdown, GpuInfo, ModelInfo, Report, RuleFinding, Speed, Suggestion
+from core.report import (
+    Breakdown,
+    GpuInfo,
+    ModelInfo,
+    Report,
+    RuleFinding,
+    RunInfo,
+    Speed,
+    Suggestion,
+)
 from core.request import EstimateRequest
 from core.resolve import ResolvedModel
 from core.rules import context as context_rules
 from core.rules import hardware as hardware_rules
 from core.rules.parallel import PP_ENGINES, TP_ENGINES
+from core.run_command import run_command
 from core.setup import (
     MAX_CONTEXT_CAP,
     TIGHT_FRACTION,
@@ -194,6 +204,12 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         tp, pp = rules.parallel.layout(bound.case)
         parallel = Parallel(tp=tp, pp=pp if engine in PP_ENGINES else 1)
     verdict = ("no" if not fits else "split" if split else "tight" if tight else "fits")
+    run = None
+    if fits:
+        sc = setup.scenario()
+        tp, pp = (rules.parallel.layout(bound.case) if engine in TP_ENGINES else (sc.tp, 1))
+        found = run_command(request, model.id, fmt, details, tp, pp)
+        run = RunInfo(engine=found.engine, command=found.command, notes=list(found.notes))
     return Report(
         request=request.model_dump(),
         model=ModelInfo(id=model.id, source=model.source, params=spec.params,
@@ -222,6 +238,7 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         reason=refusal.message if refusal is not None else _reason(setup, est, fits, split),
         rules=[RuleFinding(rule=f.rule, severity=f.severity, message=f.message, source=f.source)
                for f in bound.findings],
+        run=run,
     )
 
 

@@ -161,3 +161,15 @@ def _how(row: OllamaRow, size: str) -> str:
 
 def _key(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def tag_for(repo: str, quant: str) -> str | None:
+    """The library tag Ollama runs ``repo`` under (``llama3.1:8b``), with the quantization when
+    it is not the tag's default (``llama3.1:8b-instruct-q8_0`` style suffixes differ per model,
+    so a non-default quant is named as ``<name>:<size>`` plus a note); None when the library has
+    no row for it."""
+    for row in rows():
+        for size, target in row.tags.items():
+            if target.lower() == repo.lower():
+                return f"{row.name}:{size}"
+    return None

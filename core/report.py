@@ -59,6 +59,14 @@ class RuleFinding(_Model):
     source: str
 
 
+class RunInfo(_Model):
+    """The command that runs the answer as it was answered (core/run_command.py)."""
+
+    engine: str
+    command: str
+    notes: list[str] = []
+
+
 class Speed(_Model):
     decode_tokens_per_s: float | None
     prefill_seconds: float | None
@@ -104,3 +112,4 @@ class Report(_Model):
     warnings: list[str]
     reason: str | None = None  # why NO (the engine's refusal, vLLM's pool) or how it splits
     rules: list[RuleFinding] = []
+    run: RunInfo | None = None  # how to run it, when it fits

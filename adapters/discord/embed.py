@@ -113,6 +113,8 @@ def report_embed(report: Report) -> dict[str, Any]:
     fields.append(_field("Largest that fits", limits_line(report).replace("; ", "\n"), False))
     if speed := speed_line(report):
         fields.append(_field("Speed", speed, False))
+    if report.run is not None:
+        fields.append(_field("Run it", _code_block(report.run.command, FIELD_VALUE_MAX), False))
     if report.suggestions:
         fields.append(_field(suggestions_title(report), _lines(
             f"`{s.change}` {format_bytes(s.total_bytes)}" + (f" ({s.why})" if s.why else "")

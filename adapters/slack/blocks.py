@@ -247,6 +247,9 @@ def report_message(report: Report) -> Message:
     title = f"{icon} {VERDICT_WORDS[report.verdict]}: {report.model.id} on {_where(report)}"
     blocks = [header(title), section(escape(verdict_sentence(report))),
               *code_sections(_breakdown_lines(report)), fields_section(_facts(report))]
+    if report.run is not None:
+        blocks.append(section(f"*Run it* ({escape(report.run.engine)})"))
+        blocks += code_sections(report.run.command.splitlines())
     if report.suggestions:
         lines = [escape(f"• `{s.change}` → {format_bytes(s.total_bytes)}"
                         + (f" ({s.why})" if s.why else ""))
