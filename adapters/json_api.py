@@ -7,6 +7,8 @@ import json
 
 from adapters.render import render
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.best import BestAnswer
+from core.compare import CompareAnswer
 from core.errors import UserError
 from core.report import Report
 
@@ -33,6 +35,12 @@ class JsonRenderer:
             body["note"] = answer.note
         return json.dumps(body)
 
+    def best(self, answer: BestAnswer) -> str:
+        return json.dumps(best_json(answer))
+
+    def compare(self, answer: CompareAnswer) -> str:
+        return json.dumps(compare_json(answer))
+
     def error(self, error: UserError) -> str:
         return json.dumps({"error": error.message, "hint": error.hint})
 
@@ -42,3 +50,22 @@ JSON = JsonRenderer()
 
 def answer_json(answer: Answer) -> str:
     return render(answer, JSON)
+
+
+def best_json(answer: BestAnswer) -> dict[str, object]:
+    """design.md's best answer: entries with id, quant, engine, total_bytes, fits, verdict,
+    speed and a one-line reason, plus the command that gives each one's own answer."""
+    return {"gpu": answer.gpu, "use": answer.use, "considered": answer.considered,
+            "fitting": answer.fitting, "notes": list(answer.notes), "entries": [
+                {"id": e.id, "quant": e.quant, "engine": e.engine, "total_bytes": e.total_bytes,
+                 "headroom_bytes": e.headroom_bytes, "fits": True, "verdict": e.verdict,
+                 "speed": {"decode_tokens_per_s": e.decode_tokens_per_s}, "reason": e.reason,
+                 "command": e.command, "released": e.released, "score": e.score}
+                for e in answer.entries]}
+
+
+def compare_json(answer: CompareAnswer) -> dict[str, object]:
+    return {"rows": list(answer.rows), "columns": list(answer.columns), "cells": [
+        {"row": c.row, "column": c.column, "command": c.command,
+         "report": c.report.model_dump(mode="json") if c.report else None, "error": c.error}
+        for c in answer.cells]}

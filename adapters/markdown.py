@@ -12,6 +12,8 @@ import re
 
 from adapters.render import render
 from adapters.text import (
+    best_rows,
+    best_title,
     breakdown_rows,
     kv_pool_phrase,
     limits_line,
@@ -22,6 +24,8 @@ from adapters.text import (
     verdict_sentence,
 )
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.best import BestAnswer
+from core.compare import CompareAnswer
 from core.errors import ModelNotFound, UserError
 from core.report import Report
 from core.units import format_bytes
@@ -146,6 +150,25 @@ def render_models(answer: ModelListAnswer) -> str:
     return "\n".join(f"- {code_span(model_id)}" for model_id in answer.ids) + more + note
 
 
+def render_best(answer: BestAnswer) -> str:
+    rows = best_rows(answer)
+    if not answer.entries:
+        return escape(best_title(answer))
+    table = "| " + " | ".join(rows[0]) + " |\n| --: | :-- | :-- | --: | --: | :-- |\n" + "\n".join(
+        f"| {r[0]} | {code_span(r[1])} | {cell(r[2])} | {r[3]} | {r[4]} | {cell(r[5])} |"
+        for r in rows[1:])
+    notes = "\n".join(f"- {escape(n)}" for n in answer.notes)
+    return f"**{escape(best_title(answer))}**\n\n{table}\n\n{notes}"
+
+
+def render_compare(answer: CompareAnswer) -> str:
+    rows = answer.table()
+    head = "| " + " | ".join(cell(h) for h in rows[0]) + " |\n| :-- |" + " :-- |" * len(
+        answer.columns)
+    body = "\n".join("| " + " | ".join(cell(c) for c in r) + " |" for r in rows[1:])
+    return f"**Comparison**\n\n{head}\n{body}"
+
+
 class MarkdownRenderer:
     """GitHub-flavoured Markdown (a GitHub comment)."""
 
@@ -160,6 +183,12 @@ class MarkdownRenderer:
 
     def models(self, answer: ModelListAnswer) -> str:
         return render_models(answer)
+
+    def best(self, answer: BestAnswer) -> str:
+        return render_best(answer)
+
+    def compare(self, answer: CompareAnswer) -> str:
+        return render_compare(answer)
 
     def error(self, error: UserError) -> str:
         return render_error(error)

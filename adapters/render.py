@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Protocol, TypeVar
 
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.best import BestAnswer
+from core.compare import CompareAnswer
 from core.errors import UserError
 from core.report import Report
 
@@ -24,6 +26,10 @@ class Renderer(Protocol[T_co]):
 
     def models(self, answer: ModelListAnswer) -> T_co: ...
 
+    def best(self, answer: BestAnswer) -> T_co: ...
+
+    def compare(self, answer: CompareAnswer) -> T_co: ...
+
     def error(self, error: UserError) -> T_co: ...
 
 
@@ -34,4 +40,8 @@ def render(answer: Answer, renderer: Renderer[T_co]) -> T_co:
         return renderer.help(answer)
     if isinstance(answer, GpuListAnswer):
         return renderer.gpus(answer)
+    if isinstance(answer, BestAnswer):
+        return renderer.best(answer)
+    if isinstance(answer, CompareAnswer):
+        return renderer.compare(answer)
     return renderer.models(answer)

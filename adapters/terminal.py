@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import json
+
 from adapters.render import render
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.best import BestAnswer
+from core.compare import CompareAnswer
 from core.errors import UserError
 from core.report import Report
 from core.units import format_bytes
@@ -39,6 +43,19 @@ class TerminalRenderer:
         lines = list(answer.ids) or [f"No model matches '{answer.query}'."]
         more = [answer.more_line] if answer.more_line and answer.ids else []
         return "\n".join([*lines, *more, *([f"note: {answer.note}"] if answer.note else [])])
+
+    def best(self, answer: BestAnswer) -> str:
+        from adapters.json_api import best_json
+        from adapters.text import render_best
+
+        return json.dumps(best_json(answer), indent=2) if self.as_json else render_best(answer)
+
+    def compare(self, answer: CompareAnswer) -> str:
+        from adapters.json_api import compare_json
+        from adapters.text import render_compare
+
+        return json.dumps(compare_json(answer), indent=2) if self.as_json else \
+            render_compare(answer)
 
     def error(self, error: UserError) -> str:
         hint = error.hint_with(CONFIG_WAY)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core.best import BestAnswer
+from core.compare import CompareAnswer
 from core.engines.details import LlamaCppDetails, RamBytes, TrainingDetails, VllmDetails, VramBytes
 from core.report import Report
 from core.units import format_bytes, format_tokens
@@ -238,4 +240,57 @@ def render_text(report: Report) -> str:
     if report.warnings:
         lines += ["", *(f"warning: {w}" for w in report.warnings)]
     lines += ["", "Assumptions:", *(f"  - {a}" for a in report.assumptions)]
+    return "\n".join(lines)
+
+
+# --- the ranking and the comparison, as rows every surface lays out its own way -------------------
+
+
+def best_rows(answer: BestAnswer) -> list[list[str]]:
+    """Header, then one row per pick: rank, model, format and engine, memory, speed, why."""
+    out = [["#", "model", "format", "needs", "tok/s", "why"]]
+    for n, e in enumerate(answer.entries, 1):
+        speed = f"{e.decode_tokens_per_s:.3g}" if e.decode_tokens_per_s else "-"
+        out.append([str(n), e.id, f"{e.quant} ({e.engine})", format_bytes(e.total_bytes), speed,
+                    e.reason])
+    return out
+
+
+def best_title(answer: BestAnswer) -> str:
+    if not answer.entries:
+        return (f"No bundled model fits {answer.gpu} for {answer.use} with these settings "
+                f"({answer.considered} looked at).")
+    return (f"Best models for {answer.use} on {answer.gpu}: {len(answer.entries)} of the "
+            f"{answer.fitting} that fit ({answer.considered} looked at)")
+
+
+def text_table(rows: list[list[str]], wrap_last: bool = False) -> list[str]:
+    """Columns padded to their widest cell; the last column left free when ``wrap_last``."""
+    cols = len(rows[0])
+    widths = [max(len(r[i]) for r in rows) for i in range(cols - (1 if wrap_last else 0))]
+    lines = []
+    for r in rows:
+        cells = [r[i].ljust(widths[i]) for i in range(len(widths))]
+        if wrap_last:
+            cells.append(r[-1])
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def render_best(answer: BestAnswer) -> str:
+    lines = [best_title(answer)]
+    if answer.entries:
+        lines += ["", *text_table(best_rows(answer), wrap_last=True), "",
+                  "Check one: fits \"<command>\", e.g. fits "
+                  f"\"{answer.entries[0].command}\""]
+    lines += ["", *(f"  - {n}" for n in answer.notes)]
+    return "\n".join(lines)
+
+
+def render_compare(answer: CompareAnswer) -> str:
+    lines = [f"Comparison: {len(answer.rows)} setup(s) on {len(answer.columns)} GPU(s)", "",
+             *text_table(answer.table())]
+    errors = [c for c in answer.cells if c.error]
+    if errors:
+        lines += ["", *(f"  - {c.row} on {c.column}: {c.error}" for c in errors)]
     return "\n".join(lines)

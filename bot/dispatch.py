@@ -7,10 +7,23 @@ it answers None when only ``answer`` can."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer, ReportJob, offline_job
-from core.parser import Command, EstimateCommand, GpusCommand, HelpCommand, ModelsCommand
+from core.best import BestAnswer
+from core.compare import CompareAnswer, CompareCell, failed
+from core.errors import UserError
+from core.parser import (
+    BestCommand,
+    Command,
+    CompareCommand,
+    EstimateCommand,
+    GpusCommand,
+    HelpCommand,
+    ModelsCommand,
+    parse_command,
+)
 from core.resolve import parse_size
 from core.snapshot import lookup
 
@@ -18,6 +31,8 @@ if TYPE_CHECKING:
     from adapters.hub.cache import ConfigCache
     from adapters.hub.settings import HubSettings
     from core.answer import RunJob
+    from core.best import BestAnswer
+    from core.compare import CompareAnswer
 
 
 LIST_LIMIT = 25  # rows a list shows: what fits in a Discord embed and a Slack section
@@ -44,10 +59,49 @@ def local_job(command: EstimateCommand, config: dict[str, Any] | None) -> Report
     return None
 
 
+def best_answer(command: BestCommand) -> BestAnswer:
+    """The ranking over the bundled snapshot (CPU work: the service runs it off its loop)."""
+    from core.best import best
+    from core.gpus import resolve_gpu
+
+    template = command.template
+    return best(template, resolve_gpu(template.gpu), command.use, command.min_speed,
+                command.limit)
+
+
+def _estimate_cell(text: str) -> EstimateCommand:
+    parsed = parse_command(text)
+    assert isinstance(parsed, EstimateCommand)  # the parser built and checked it
+    return parsed
+
+
+def compare_here(command: CompareCommand) -> CompareAnswer | None:
+    """Every cell from the snapshot, or None when some cell needs the Hub."""
+    from core.compare import CompareAnswer
+
+    jobs = []
+    for row, column, text in command.cells:
+        job = local_job(_estimate_cell(text), None)
+        if job is None:
+            return None
+        jobs.append((row, column, text, job))
+    cells = []
+    for row, column, text, job in jobs:
+        try:
+            cells.append(CompareCell(row, column, text, job.run()))
+        except UserError as err:
+            cells.append(failed(row, column, text, err))
+    return CompareAnswer(command.rows, command.columns, tuple(cells))
+
+
 def answer_here(command: Command, config: dict[str, Any] | None = None) -> Answer | None:
     """The answer when it needs neither the Hub nor an event loop; None otherwise."""
     if (found := _lookup(command)) is not None:
         return found
+    if isinstance(command, BestCommand):
+        return best_answer(command)
+    if isinstance(command, CompareCommand):
+        return compare_here(command)
     if isinstance(command, EstimateCommand) and (job := local_job(command, config)) is not None:
         return job.run()
     return None
@@ -66,5 +120,20 @@ async def answer(command: Command, hub: HubSettings, cache: ConfigCache,
                                models.more_on_hub)
     from adapters.hub.answer import estimate_command_async, run_here
 
+    if isinstance(command, BestCommand):
+        # A cold ranking builds every bundled spec (about 2 s): never on the event loop.
+        return await asyncio.to_thread(best_answer, command)
+    if isinstance(command, CompareCommand):
+        from core.compare import CompareAnswer, CompareCell, failed
+
+        cells = []
+        for row, column, text in command.cells:
+            try:
+                report = await estimate_command_async(_estimate_cell(text), hub, cache, None,
+                                                      run or run_here)
+                cells.append(CompareCell(row, column, text, report))
+            except UserError as err:
+                cells.append(failed(row, column, text, err))
+        return CompareAnswer(command.rows, command.columns, tuple(cells))
     assert isinstance(command, EstimateCommand)  # help and gpus were answered above
     return await estimate_command_async(command, hub, cache, config, run or run_here)

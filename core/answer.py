@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.best import BestAnswer
 from core.calibration import FITTED, Calibration
+from core.compare import CompareAnswer
 from core.engines.details import HubExtras
 from core.estimate import build_report
 from core.gpus import GpuSelection, resolve_gpu
@@ -138,7 +140,7 @@ def more_line(more: int, what: str, examples: str) -> str | None:
     return f"...and {more:,} more {what} match; add words to narrow it ({examples})."
 
 
-Answer = Report | HelpAnswer | GpuListAnswer | ModelListAnswer
+Answer = Report | HelpAnswer | GpuListAnswer | ModelListAnswer | BestAnswer | CompareAnswer
 
 
 @dataclass(frozen=True)

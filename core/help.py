@@ -19,6 +19,8 @@ quant   fp16 bf16 fp8 int8 nf4 fp4 gptq awq exl2=<bpw> mxfp4, a GGUF type (Q4_K_
         or q8 q6 q5 q4 q3 q2 (read per engine; the answer says how)
 keys    ctx= batch= gpu= engine= kv= util= tp= prompt= gen= attn=
 cpu     gpu=none cpu= ram= membw= ngl= (llama.cpp/Ollama from system RAM: help cpu)
+best    /fits best gpu=24GB [ctx=8k] [use=chat|code|reasoning|vision] [speed=20] [n=10]
+compare /fits compare llama-3-8b q4,q8,fp16 gpu=4090,3060
 more    help quant | help engines | help gpus | help keys | help cpu | gpus [query] | models <query>""",
     "cpu": "llama.cpp and Ollama can run layers from system RAM. gpu=none: CPU only. "
     "cpu=7950x|i9-13900k|m2-max|epyc-9654 (cores, clock, SIMD, memory channels and speed from "
@@ -41,7 +43,9 @@ more    help quant | help engines | help gpus | help keys | help cpu | gpus [que
     "attn=sdpa|eager|flash  gpu=none  cpu=7950x  ram=64GB[@6000]  membw=<GB/s>  ngl=<layers>\n"
     "training: train=full|lora|qlora  r=16  target=qv|attn|all  optim=adamw|adamw8bit|"
     "paged_adamw8bit|sgd|adafactor  precision=mixed|bf16|fp32  gc=on|off  zero=0-3  "
-    "offload=cpu  loss=full|chunked|fused  bnb=0.41 (an older bitsandbytes, for QLoRA)",
+    "offload=cpu  loss=full|chunked|fused  bnb=0.41 (an older bitsandbytes, for QLoRA)  "
+    "framework=hf|trl|axolotl|llama-factory|unsloth|torchtune|litgpt|fsdp  act_offload=on  "
+    "opt_in_bwd=on  pp=2 (vLLM/SGLang)  fa=on|off (llama.cpp/Ollama)",
 }
 
 

@@ -55,7 +55,28 @@ class ModelsCommand:
     query: str
 
 
-Command: TypeAlias = EstimateCommand | HelpCommand | GpusCommand | ModelsCommand
+@dataclass(frozen=True)
+class BestCommand:
+    """`best gpu=24GB [ctx=] [engine=] [use=] [speed=] [ram=] [train=]`: the models that fit."""
+
+    template: EstimateRequest  # its model is a placeholder; each candidate replaces it
+    use: str = "chat"
+    min_speed: float | None = None
+    limit: int = 10
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompareCommand:
+    """`compare <model>[,<model>] [quant,quant] gpu=a,b [keys]`: a table of setups."""
+
+    rows: tuple[str, ...]  # "model quant" as each row is labelled
+    columns: tuple[str, ...]  # the GPUs
+    cells: tuple[tuple[str, str, str], ...]  # (row, column, estimate command), row-major
+
+
+Command: TypeAlias = (EstimateCommand | HelpCommand | GpusCommand | ModelsCommand | BestCommand
+                      | CompareCommand)
 ModelKind = Literal["repo", "size", "name"]
 Quant: TypeAlias = tuple[str, float | None, str | None]  # canonical name, bits, note
 
@@ -182,7 +203,89 @@ def parse_command(text: str) -> Command:
         if not query:
             raise UserError("Say which models to look for.", "For example: /fits models llama.")
         return ModelsCommand(query)
+    if head in ("best", "top", "recommend"):
+        return _best(rest)
+    if head in ("compare", "vs"):
+        return _compare(rest)
     return _estimate(words[0], rest)
+
+
+MAX_COMPARE_CELLS = 24  # what a Discord embed (25 fields) and a Slack message can show
+USES = ("chat", "code", "reasoning", "vision", "embed")
+
+
+def _best(rest: list[str]) -> BestCommand:
+    """best's own keys (use=, speed=, n=), the rest as an estimate's keys for every candidate."""
+    own: dict[str, str] = {}
+    keys: list[str] = []
+    for word in rest:
+        key, _, value = word.partition("=")
+        if key.lower() in ("use", "for", "task", "speed", "min_speed", "n", "limit", "top"):
+            own[key.lower()] = value.strip()
+        else:
+            keys.append(word)
+    use = own.get("use") or own.get("for") or own.get("task") or "chat"
+    if use.lower() not in USES:
+        raise UserError(f"use= takes {', '.join(USES)}, not {quoted(use)}.",
+                        "For example: best gpu=24GB use=code.")
+    speed_text = own.get("speed") or own.get("min_speed")
+    try:
+        speed = float(speed_text.lower().removesuffix("tok/s").removesuffix("t/s"))             if speed_text else None
+        limit = int(own.get("n") or own.get("limit") or own.get("top") or 10)
+    except ValueError:
+        raise UserError("speed= takes tokens per second and n= a count.",
+                        "For example: best gpu=24GB speed=20 n=5.") from None
+    if not 1 <= limit <= 25 or (speed is not None and not 0 < speed <= 100_000):
+        raise UserError("n= takes 1 to 25, speed= a positive number of tokens/s.",
+                        "For example: best gpu=24GB speed=20 n=5.")
+    stray = [w for w in keys if "=" not in w and _quant(w) is None]
+    if stray:
+        raise UserError(f"best ranks every bundled model; {quoted(stray[0])} is not an option.",
+                        "Give key=value options, for example: best gpu=24GB ctx=8k use=code.")
+    template = _estimate("7b", keys)
+    return BestCommand(template.request, use.lower(), speed, limit, template.notes)
+
+
+def _compare(rest: list[str]) -> CompareCommand:
+    """Models (comma-separated or several words), quantizations (comma-separated) and GPUs
+    (gpu=a,b,c) make the rows and columns; every other key applies to every cell."""
+    models: list[str] = []
+    quants: list[str] = []
+    gpus: list[str] = []
+    keys: list[str] = []
+    for word in rest:
+        if "=" in word:
+            key, _, value = word.partition("=")
+            if _option_key(key) == "gpu":
+                gpus += [g.strip() for g in value.split(",") if g.strip()]
+            else:
+                keys.append(word)
+            continue
+        parts = [p for p in word.split(",") if p]
+        if parts and all(_quant(p) is not None for p in parts):
+            quants += parts
+        elif word.lower() not in ("vs", "and", "versus"):
+            models += parts
+    if not models:
+        raise UserError("Say which model(s) to compare.",
+                        "For example: compare llama-3-8b q4,q8 gpu=4090,3060.")
+    rows = [f"{m} {q}" if q else m for m in models for q in (quants or [""])]
+    columns = gpus or ["24GB"]
+    if len(rows) * len(columns) > MAX_COMPARE_CELLS:
+        raise UserError(f"That is {len(rows) * len(columns)} setups; compare takes up to "
+                        f"{MAX_COMPARE_CELLS}.", "Compare fewer models, quantizations or GPUs.")
+    if len(rows) * len(columns) < 2:
+        raise UserError("compare needs two setups or more.",
+                        "Give several quantizations (q4,q8) or GPUs (gpu=4090,3060).")
+    cells = []
+    for row in rows:
+        for column in columns:
+            text = " ".join([row, f'gpu="{column}"', *keys])
+            command = parse_command(text)  # each cell checked as its own estimate now
+            if not isinstance(command, EstimateCommand):
+                raise UserError(f"{quoted(row)} is not a model to compare.", USAGE)
+            cells.append((row, column, text))
+    return CompareCommand(tuple(rows), tuple(columns), tuple(cells))
 
 
 def _clean(text: str) -> str:

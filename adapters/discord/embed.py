@@ -16,6 +16,7 @@ from typing import Any
 from adapters.render import render
 from adapters.text import (
     bar,
+    best_title,
     breakdown_rows,
     engine_lines,
     limits_line,
@@ -24,6 +25,8 @@ from adapters.text import (
     verdict_sentence,
 )
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.best import BestAnswer
+from core.compare import CompareAnswer
 from core.errors import UserError
 from core.report import Report
 from core.units import format_bytes
@@ -84,6 +87,12 @@ class DiscordRenderer:
 
     def models(self, answer: ModelListAnswer) -> Reply:
         return Reply(embed=model_list_embed(answer))
+
+    def best(self, answer: BestAnswer) -> Reply:
+        return Reply(embed=best_embed(answer))
+
+    def compare(self, answer: CompareAnswer) -> Reply:
+        return Reply(embed=compare_embed(answer))
 
     def error(self, error: UserError) -> Reply:
         return render_error(error)
@@ -264,3 +273,18 @@ def fit_embed(embed: dict[str, Any]) -> dict[str, Any]:
     if excess > 0:  # only a title and the shortened footer and description are left
         out["title"] = clip(out.get("title") or "", max(1, len(out.get("title") or "") - excess))
     return out
+
+
+def best_embed(answer: BestAnswer) -> dict[str, Any]:
+    """One field per pick (Discord shows up to 25): the model, its format, memory and why."""
+    fields = [_field(f"{n}. {e.id}", f"`{e.quant}` ({e.engine}), {format_bytes(e.total_bytes)}\n"
+                                      f"{e.reason}", False)
+              for n, e in enumerate(answer.entries, 1)]
+    return fit_embed({"title": clip(best_title(answer), 256), "color": INFO_COLOUR,
+                      "fields": fields, "footer": {"text": "; ".join(answer.notes)}})
+
+
+def compare_embed(answer: CompareAnswer) -> dict[str, Any]:
+    """One inline field per cell, row by row: the setup on the GPU, then its answer."""
+    fields = [_field(f"{c.row} · {c.column}", c.summary, True) for c in answer.cells]
+    return fit_embed({"title": "Comparison", "color": INFO_COLOUR, "fields": fields})

@@ -20,15 +20,19 @@ from adapters.render import render
 from adapters.text import (
     VERDICT_WORDS,
     bar,
+    best_title,
     breakdown_rows,
     kv_pool_phrase,
     prompt_words,
     ram_facts,
     suggestions_title,
+    text_table,
     together_words,
     verdict_sentence,
 )
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.best import BestAnswer
+from core.compare import CompareAnswer
 from core.engines.details import LlamaCppDetails
 from core.errors import RateLimited, UserError
 from core.report import Report
@@ -320,6 +324,18 @@ class SlackRenderer:
 
     def models(self, answer: ModelListAnswer) -> Message:
         return models_message(answer)
+
+    def best(self, answer: BestAnswer) -> Message:
+        title = best_title(answer)
+        lines = [escape(f"{n}. {e.id}: {e.quant} ({e.engine}), {format_bytes(e.total_bytes)}; "
+                        f"{e.reason}") for n, e in enumerate(answer.entries, 1)]
+        blocks = [section(lines_within([f"*{escape(title)}*", *lines], SECTION_CHARS))]
+        blocks.append(context([escape(n) for n in answer.notes]))
+        return message(title, blocks)
+
+    def compare(self, answer: CompareAnswer) -> Message:
+        rows = text_table(answer.table())
+        return message(f"Comparison of {len(answer.cells)} setups", code_sections(rows))
 
     def error(self, error: UserError) -> Message:
         return error_message(error)
