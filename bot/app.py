@@ -1,6 +1,7 @@
 """The aiohttp service: the JSON API, health, readiness and Prometheus metrics in one process.
 
     GET  /api/v1/fits?q=<command>           the Report (or help / gpus / models) as JSON
+    GET  /api/v1/best?gpu=24GB&ctx=8k       the ranking (GET /api/v1/compare?q=<models>&gpu=a,b)
     POST /api/v1/fits {"q": "<command>"}    the same; or the fields of core.request.EstimateRequest
                                              ({"model": "llama-2-7b", "quant": "q4", "gpu": "4090"});
                                              either may carry "config": {...config.json...}
@@ -357,6 +358,24 @@ async def fits_get(request: web.Request) -> web.Response:
     return await _answer(request, texts[0], None)
 
 
+def _command_get(verb: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """GET /api/v1/best?gpu=24GB&ctx=8k (and /compare): the query's keys as the command's,
+    which is the same as /api/v1/fits?q=best gpu=24GB ctx=8k."""
+
+    async def handler(request: web.Request) -> web.Response:
+        words = [verb]
+        for key, value in request.query.items():
+            if key == "q":
+                words.append(value)
+            elif not value or any(ch.isspace() for ch in key):
+                raise BadRequest(f"The query parameter {key[:40]!r} needs a value.")
+            else:
+                words.append(f'{key}="{value}"' if " " in value else f"{key}={value}")
+        return await _answer(request, " ".join(words), None)
+
+    return handler
+
+
 async def fits_post(request: web.Request) -> web.Response:
     raw = await request.read()  # raises 413 past client_max_size
     try:
@@ -463,6 +482,8 @@ def create_app(settings: Settings) -> web.Application:
     app.on_cleanup.append(close_runner)
     app[READY] = asyncio.Event()
     app.router.add_get("/api/v1/fits", fits_get)
+    app.router.add_get("/api/v1/best", _command_get("best"))
+    app.router.add_get("/api/v1/compare", _command_get("compare"))
     app.router.add_post("/api/v1/fits", fits_post)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

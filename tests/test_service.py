@@ -301,3 +301,16 @@ def test_serve_reports_bad_settings(monkeypatch, capsys):
     monkeypatch.setenv("PORT", "not-a-port")
     assert main(["serve"]) == 2
     assert "PORT" in capsys.readouterr().err
+
+
+async def test_best_and_compare_endpoints(client):
+    resp = await client.get("/api/v1/best", params={"gpu": "24GB", "ctx": "8k", "n": "3"})
+    assert resp.status == 200
+    body = await resp.json()
+    assert len(body["entries"]) == 3 and body["entries"][0]["fits"] is True
+    same = await (await client.get(API, params={"q": "best gpu=24GB ctx=8k n=3"})).json()
+    assert same == body
+    resp = await client.get("/api/v1/compare", params={"q": "llama-3-8b q4,q8", "gpu": "4090,3060"})
+    assert resp.status == 200 and len((await resp.json())["cells"]) == 4
+    resp = await client.get("/api/v1/best", params={"use": "poetry"})
+    assert resp.status == 400 and "use= takes" in (await resp.json())["error"]
