@@ -486,6 +486,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/compare", _command_get("compare"))
     app.router.add_post("/api/v1/fits", fits_post)
     app.router.add_get("/healthz", healthz)
+    from bot import web as page
+
+    page.mount(app)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     app.cleanup_ctx.append(_lifecycle)

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     rate_limits: bool = Field(default=True, validation_alias="FITS_RATE_LIMITS")
     # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the API caller.
     trusted_proxies: str = Field(default="", validation_alias="FITS_TRUSTED_PROXIES")
+    # Where the service is reachable from outside (https://fits.example.org): the web page's
+    # share links and OpenGraph URL use it; unset, they are left out.
+    public_url: str | None = Field(default=None, max_length=200, pattern=r"^https?://[^\s]+$",
+                                   validation_alias="PUBLIC_URL")
     max_hub_fetches: int = Field(default=8, ge=1, le=1000, validation_alias="FITS_MAX_HUB_FETCHES")
     # Reports that may be slow (llama.cpp answers, very large uploads) run in worker processes,
     # each within a time budget (bot/compute.py).

@@ -251,7 +251,8 @@ def _entry(pick: _Pick, template: EstimateRequest, gpu: GpuSelection) -> BestEnt
     said = []
     if facts.score is not None:
         host = re.sub(r"^https?://(www\.)?", "", facts.score.source).split("/")[0]
-        said.append(f"{facts.score.benchmark} {facts.score.value:g} ({host})")
+        of = f" of {facts.score.measured_on}" if facts.score.measured_on else ""
+        said.append(f"{facts.score.benchmark} {facts.score.value:g}{of} ({host})")
     else:
         said.append("no benchmark score in fits' data")
     if facts.released:

@@ -883,3 +883,19 @@ def _stray_hint(word: str) -> str:
     if close:
         return f"Did you mean '{_CANONICAL[close[0]]}'? Options are written key=value."
     return f"{_QUANT_LIST} Options are written key=value."
+
+
+def with_change(text: str, change: str) -> str:
+    """The command ``text`` with a suggestion's ``change`` applied ("ctx=4096", "Q4_K_M",
+    "engine=llama.cpp Q4_K_M"): each key replaces the same key, a quantization the quantization,
+    so that the result parses without "given twice"."""
+    words = _tokenize(_clean(text))
+    for part in _tokenize(_clean(change)):
+        if "=" in part:
+            key = _option_key(part.partition("=")[0])
+            words = [w for w in words if "=" not in w or _option_key(w.partition("=")[0]) != key]
+            words.append(part)
+        elif _quant(part) is not None:
+            kept = [w for i, w in enumerate(words) if i == 0 or "=" in w or _quant(w) is None]
+            words = [kept[0], part, *kept[1:]]
+    return " ".join(f'"{w}"' if " " in w else w for w in words)

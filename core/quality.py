@@ -18,6 +18,7 @@ class Score:
     benchmark: str
     value: float
     source: str
+    measured_on: str | None = None  # a sibling checkpoint the number is from (its base model)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ def _table() -> dict[str, ModelFacts]:
         out[model_id.lower()] = ModelFacts(
             released=row.get("released"), family=row.get("family"), variant=row.get("variant"),
             uses=tuple(row.get("uses") or ()),
-            score=Score(str(score["benchmark"]), float(score["value"]), str(score["source"]))
+            score=Score(str(score["benchmark"]), float(score["value"]), str(score["source"]),
+                        score.get("measured_on"))
             if isinstance(score, dict) and "value" in score else None)
     return out
 

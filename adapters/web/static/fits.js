@@ -1,0 +1,34 @@
+// Enhances the form: answers appear as you type (debounced) and the URL stays shareable.
+// Without JavaScript the form submits and the server renders the same answer.
+(function () {
+  "use strict";
+  var form = document.getElementById("ask");
+  var input = document.getElementById("q");
+  var answer = document.getElementById("answer");
+  if (!form || !input || !answer || !window.fetch) { return; }
+  var timer = null;
+  var asked = input.value;
+  function ask(q, push) {
+    if (!q.trim() || q === asked) { return; }
+    asked = q;
+    fetch("/?q=" + encodeURIComponent(q), { headers: { "X-Fits-Partial": "1" } })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        if (asked !== q) { return; }
+        answer.innerHTML = html;
+        if (push) { history.pushState({ q: q }, "", "/?q=" + encodeURIComponent(q)); }
+      });
+  }
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    asked = "";
+    ask(input.value, true);
+  });
+  input.addEventListener("input", function () {
+    clearTimeout(timer);
+    timer = setTimeout(function () { ask(input.value, true); }, 500);
+  });
+  window.addEventListener("popstate", function (e) {
+    if (e.state && e.state.q) { input.value = e.state.q; asked = ""; ask(e.state.q, false); }
+  });
+})();

@@ -1,0 +1,95 @@
+"""The web page: `GET /` with a form, and `GET /?q=<command>` with the answer rendered on the
+server (a shared link previews in chats without JavaScript; its OpenGraph tags carry the
+verdict). The page's script only enhances: with the `X-Fits-Partial` header the answer alone
+comes back, to be swapped in as the user types. Questions go through the same answerer as every
+other surface, rate-limited per client address; the page sends a strict Content-Security-Policy
+(scripts and styles from this origin only), so nothing a question contains can run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from aiohttp import web
+
+from bot.clients import client_address
+from bot.services import ANSWERER, PROXIES, SETTINGS
+from core.answer import Answer, Caller
+from core.errors import UserError
+from core.report import Report
+
+if TYPE_CHECKING:
+    from core.curve import Curve
+
+log = logging.getLogger("fits.web")
+STATIC = Path(__file__).resolve().parent.parent / "adapters" / "web" / "static"
+STATIC_FILES = {"fits.js": "application/javascript", "fits.css": "text/css"}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                               "script-src 'self'; object-src 'none'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _curve(report: Report) -> Curve | None:
+    """Memory against context for a bundled model (the Hub's need their record; none then)."""
+    from core.curve import context_curve
+    from core.errors import ModelNotFound
+    from core.request import EstimateRequest
+    from core.resolve import resolve_offline
+
+    try:
+        model = resolve_offline(report.model.id)
+    except ModelNotFound:
+        return None
+    request = EstimateRequest(**{k: v for k, v in report.request.items()
+                                 if k in EstimateRequest.model_fields})
+    return context_curve(request, model, report.max_context)
+
+
+async def index(request: web.Request) -> web.Response:
+    from adapters.web.render import fragment, page
+    from core import snapshot
+
+    q = request.query.get("q", "").strip()
+    answer: Answer | None = None
+    error: UserError | None = None
+    curve: Curve | None = None
+    if q:
+        address = client_address(request.remote, request.headers.getall("X-Forwarded-For", []),
+                                 request.app[PROXIES])
+        caller = Caller((f"web:{address}",))
+        try:
+            answer = await request.app[ANSWERER].answer(q, caller)
+        except UserError as err:
+            error = err
+        if isinstance(answer, Report):
+            curve = await asyncio.to_thread(_curve, answer)
+    if request.headers.get("X-Fits-Partial"):
+        html = fragment(q, answer, error, curve)
+    else:
+        base = request.app[SETTINGS].public_url
+        share = f"{base.rstrip('/')}/?q={quote(q)}" if base and q else None
+        models = [e.id for e in snapshot.entries().values()]
+        html = page(q, answer, error, models, share, curve)
+    status = int(getattr(error, "status", 400)) if error is not None else 200
+    return web.Response(text=html, content_type="text/html", headers=SECURITY_HEADERS,
+                        status=status)
+
+
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in STATIC_FILES:
+        raise web.HTTPNotFound()
+    return web.Response(body=(STATIC / name).read_bytes(), content_type=STATIC_FILES[name],
+                        headers={"Cache-Control": "public, max-age=3600", **SECURITY_HEADERS})
+
+
+def mount(app: web.Application) -> None:
+    app.router.add_get("/", index)
+    app.router.add_get("/static/{name}", static)
