@@ -82,3 +82,17 @@ def context_svg(curve: Curve) -> str:
     label = f"memory against context, up to {format_tokens(top_ctx)} tokens"
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" '
             f'aria-label="{escape(label)}" class="chart">' + "".join(parts) + "</svg>")
+
+
+def answer_svg(report: Report, curve: Curve | None) -> str:
+    """Both pictures in one SVG file (the CLI's --plot): the bar above the curve."""
+    bar = breakdown_svg(report)
+    height = int(bar.split('viewBox="0 0 ', 1)[1].split('"', 1)[0].split()[1])
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" '
+             f'height="{height + (230 if curve else 0) + 24}">',
+             f'<text x="10" y="16" font-size="13">{escape(_bar_label(report))}</text>',
+             f'<svg y="22" width="{WIDTH}" height="{height}"{bar[4:]}']
+    if curve is not None:
+        parts.append(f'<svg y="{height + 30}" width="{WIDTH}" height="220"'
+                     f'{context_svg(curve)[4:]}')
+    return "".join(parts) + "</svg>"

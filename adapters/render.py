@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Protocol, TypeVar
 
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
-from core.best import BestAnswer
 from core.compare import CompareAnswer
 from core.errors import UserError
+from core.ranking import BestAnswer
 from core.report import Report
 
 T_co = TypeVar("T_co", covariant=True)

@@ -7,9 +7,9 @@ import json
 
 from adapters.render import render
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
-from core.best import BestAnswer
 from core.compare import CompareAnswer
 from core.errors import UserError
+from core.ranking import BestAnswer
 from core.report import Report
 from core.units import format_bytes
 

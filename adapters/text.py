@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.best import BestAnswer
 from core.compare import CompareAnswer
 from core.engines.details import LlamaCppDetails, RamBytes, TrainingDetails, VllmDetails, VramBytes
+from core.ranking import BestAnswer
 from core.report import Report
 from core.units import format_bytes, format_tokens
 

@@ -69,9 +69,38 @@ def _hub() -> tuple[HubSettings, ConfigCache]:
     return settings, make_cache(settings)
 
 
-def run(text: str, *, as_json: bool, config: dict[str, Any] | None) -> str:
-    """The printed answer to one command (bot/dispatch.py answers it)."""
+def run(text: str, *, as_json: bool, config: dict[str, Any] | None,
+        plot: str | None = None) -> str:
+    """The printed answer to one command (bot/dispatch.py answers it); with ``plot``, its
+    pictures written to that .svg file too."""
     from adapters.terminal import render_terminal
+
+    found = answer_for(text, config)
+    if plot is not None:
+        _plot(found, plot)
+    return render_terminal(found, as_json)
+
+
+def _plot(found: object, path: str) -> None:
+    """The breakdown and memory-against-context pictures of an estimate, as one SVG file
+    (the chart module loads only here, so the CLI's start-up does not grow)."""
+    from core.report import Report
+
+    if not path.lower().endswith(".svg"):
+        raise UserError(f"--plot writes SVG, not {os.path.splitext(path)[1] or 'that'}.",
+                        "Name the file with .svg, e.g. --plot answer.svg.")
+    if not isinstance(found, Report):
+        raise UserError("--plot draws an estimate's answer, not a list or a ranking.",
+                        'Ask about one model, e.g. fits "llama-2-7b q4 gpu=24GB" --plot a.svg.')
+    from adapters.charts import answer_svg
+    from core.curve import report_curve
+
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(answer_svg(found, report_curve(found)))
+
+
+def answer_for(text: str, config: dict[str, Any] | None) -> Any:
+    """The answer to one command: here when nothing needs the Hub, else through it."""
     from bot.dispatch import answer_here
 
     command = parse_command(text)
@@ -83,7 +112,7 @@ def run(text: str, *, as_json: bool, config: dict[str, Any] | None) -> str:
 
         settings, cache = _hub()
         found = asyncio.run(answer(command, settings, cache, config))
-    return render_terminal(found, as_json)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,12 +120,13 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog='Example: fits "meta-llama/Llama-2-7b q4 gpu=24GB"')
     parser.add_argument("--json", action="store_true", help="print the Report as JSON")
     parser.add_argument("--config", metavar="FILE", help="estimate a model from its config.json")
+    parser.add_argument("--plot", metavar="FILE.svg", help="also write the answer's charts")
     parser.add_argument("command", nargs="*", help="the /fits command, e.g. 'llama-2-7b q4'")
     args = parser.parse_args(argv)
     text = " ".join(args.command) or "help"
     try:
         config = _load_config(args.config) if args.config else None
-        print(run(text, as_json=args.json, config=config))
+        print(run(text, as_json=args.json, config=config, plot=args.plot))
     except BrokenPipeError:  # `fits ... | head`: the reader left; nothing more to say
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0

@@ -7,11 +7,9 @@ it answers None when only ``answer`` can."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer, ReportJob, offline_job
-from core.best import BestAnswer
 from core.compare import CompareAnswer, CompareCell, failed
 from core.errors import UserError
 from core.parser import (
@@ -24,6 +22,7 @@ from core.parser import (
     ModelsCommand,
     parse_command,
 )
+from core.ranking import BestAnswer
 from core.resolve import parse_size
 from core.snapshot import lookup
 
@@ -31,8 +30,8 @@ if TYPE_CHECKING:
     from adapters.hub.cache import ConfigCache
     from adapters.hub.settings import HubSettings
     from core.answer import RunJob
-    from core.best import BestAnswer
     from core.compare import CompareAnswer
+    from core.ranking import BestAnswer
 
 
 LIST_LIMIT = 25  # rows a list shows: what fits in a Discord embed and a Slack section
@@ -121,6 +120,8 @@ async def answer(command: Command, hub: HubSettings, cache: ConfigCache,
     from adapters.hub.answer import estimate_command_async, run_here
 
     if isinstance(command, BestCommand):
+        import asyncio  # the CLI's local answers never load it
+
         # A cold ranking builds every bundled spec (about 2 s): never on the event loop.
         return await asyncio.to_thread(best_answer, command)
     if isinstance(command, CompareCommand):

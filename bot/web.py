@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.clients import client_address
 from bot.services import ANSWERER, PROXIES, SETTINGS
 from core.answer import Answer, Caller
+from core.curve import report_curve
 from core.errors import UserError
 from core.report import Report
 
@@ -34,22 +35,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-
-
-def _curve(report: Report) -> Curve | None:
-    """Memory against context for a bundled model (the Hub's need their record; none then)."""
-    from core.curve import context_curve
-    from core.errors import ModelNotFound
-    from core.request import EstimateRequest
-    from core.resolve import resolve_offline
-
-    try:
-        model = resolve_offline(report.model.id)
-    except ModelNotFound:
-        return None
-    request = EstimateRequest(**{k: v for k, v in report.request.items()
-                                 if k in EstimateRequest.model_fields})
-    return context_curve(request, model, report.max_context)
 
 
 async def index(request: web.Request) -> web.Response:
@@ -69,7 +54,7 @@ async def index(request: web.Request) -> web.Response:
         except UserError as err:
             error = err
         if isinstance(answer, Report):
-            curve = await asyncio.to_thread(_curve, answer)
+            curve = await asyncio.to_thread(report_curve, answer)
     if request.headers.get("X-Fits-Partial"):
         html = fragment(q, answer, error, curve)
     else:

@@ -9,13 +9,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.best import BestAnswer
 from core.calibration import FITTED, Calibration
 from core.compare import CompareAnswer
 from core.engines.details import HubExtras
 from core.estimate import build_report
 from core.gpus import GpuSelection, resolve_gpu
 from core.parser import EstimateCommand
+from core.ranking import BestAnswer
 from core.report import Report
 from core.request import EstimateRequest
 from core.resolve import ResolvedModel, from_config, resolve_offline

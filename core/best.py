@@ -30,6 +30,7 @@ from core.estimate import bind
 from core.formats import weight_bytes
 from core.gpus import GpuSelection
 from core.quant import QUALITY_ORDER, engine_family
+from core.ranking import BestAnswer, BestEntry
 from core.resolve import resolve_offline
 from core.setup import llamacpp_speed
 from core.speed import serving_speed
@@ -59,31 +60,6 @@ _USE_VARIANTS = {"chat": ("instruct", "reasoning", "coder", "vision"),
                  "code": ("coder", "instruct", "reasoning"),
                  "reasoning": ("reasoning", "instruct"),
                  "vision": ("vision",), "embed": ("embed",)}
-
-
-@dataclass(frozen=True)
-class BestEntry:
-    id: str
-    quant: str
-    engine: str
-    total_bytes: int
-    headroom_bytes: int
-    verdict: str  # fits | tight
-    decode_tokens_per_s: float | None
-    reason: str
-    command: str  # the estimate command that gives this answer (fits "<command>")
-    released: str | None
-    score: float | None
-
-
-@dataclass(frozen=True)
-class BestAnswer:
-    gpu: str
-    use: str
-    entries: tuple[BestEntry, ...]
-    considered: int  # models looked at
-    fitting: int  # of those, how many fit at some format
-    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

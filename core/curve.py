@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.cpus import host_for
+from core.errors import ModelNotFound
 from core.estimate import bind
 from core.gpus import resolve_gpu
+from core.report import Report
 from core.request import EstimateRequest
-from core.resolve import ResolvedModel
+from core.resolve import ResolvedModel, resolve_offline
 
 POINTS = 24
 
@@ -38,3 +40,15 @@ def context_curve(request: EstimateRequest, model: ResolvedModel,
     contexts = sorted({min(top, max(1, i * step)) for i in range(1, POINTS + 1)} | {request.ctx})
     totals = tuple(setup.run(ctx=n, prompt=None).total for n in contexts)
     return Curve(tuple(contexts), totals, gpu.usable_bytes, request.ctx, longest)
+
+
+def report_curve(report: Report) -> Curve | None:
+    """The curve of an answer about a bundled model or a size (a Hub model would need its
+    record again; none then)."""
+    try:
+        model = resolve_offline(report.model.id)
+    except ModelNotFound:
+        return None
+    request = EstimateRequest(**{k: v for k, v in report.request.items()
+                                 if k in EstimateRequest.model_fields})
+    return context_curve(request, model, report.max_context)

@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from bot.dispatch import answer_here
-from core.best import BestAnswer
 from core.compare import CompareAnswer
 from core.errors import UserError
 from core.parser import BestCommand, parse_command
+from core.ranking import BestAnswer
 from tests.conftest import run_command
 
 ENV = {"HF_HUB_OFFLINE": "1", "PATH": ""}

@@ -78,3 +78,20 @@ async def test_static_files_and_nothing_else(client) -> None:
     assert (await client.get("/static/fits.js")).status == 200
     assert (await client.get("/static/fits.css")).status == 200
     assert (await client.get("/static/../bot/app.py")).status == 404
+
+
+def test_the_cli_writes_the_charts(tmp_path) -> None:
+    import subprocess
+    import sys
+    import xml.dom.minidom
+
+    out = tmp_path / "answer.svg"
+    done = subprocess.run([sys.executable, "-m", "bot", Q, "--plot", str(out)],
+                          capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": ""})
+    assert done.returncode == 0, done.stderr
+    svg = xml.dom.minidom.parse(str(out))
+    assert len(svg.getElementsByTagName("polyline")) == 1  # memory against context
+    assert len(svg.getElementsByTagName("rect")) >= 3  # the breakdown's parts
+    wrong = subprocess.run([sys.executable, "-m", "bot", Q, "--plot", str(tmp_path / "a.png")],
+                           capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1"})
+    assert wrong.returncode == 2 and "--plot writes SVG" in wrong.stderr

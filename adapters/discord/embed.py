@@ -25,9 +25,9 @@ from adapters.text import (
     verdict_sentence,
 )
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
-from core.best import BestAnswer
 from core.compare import CompareAnswer
 from core.errors import UserError
+from core.ranking import BestAnswer
 from core.report import Report
 from core.units import format_bytes
 

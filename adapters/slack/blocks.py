@@ -31,10 +31,10 @@ from adapters.text import (
     verdict_sentence,
 )
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
-from core.best import BestAnswer
 from core.compare import CompareAnswer
 from core.engines.details import LlamaCppDetails
 from core.errors import RateLimited, UserError
+from core.ranking import BestAnswer
 from core.report import Report
 from core.units import format_bytes, format_tokens
 

@@ -21,11 +21,11 @@ from adapters.text import (
     verdict_sentence,
 )
 from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
-from core.best import BestAnswer
 from core.compare import CompareAnswer
 from core.curve import Curve
 from core.errors import UserError
 from core.parser import with_change
+from core.ranking import BestAnswer
 from core.report import Report
 from core.units import format_bytes
 
