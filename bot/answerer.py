@@ -16,6 +16,7 @@ from core.report import Report
 if TYPE_CHECKING:
     from adapters.hub.cache import ConfigCache
     from adapters.hub.settings import HubSettings
+    from bot.charts import ChartLinks
     from bot.compute import ReportRunner
     from bot.ratelimit import RateLimiter
 
@@ -28,6 +29,7 @@ class Answerer:
         self.limiter = limiter
         self.metrics = metrics
         self.runner = runner  # None: reports are computed here, on the caller's loop
+        self.charts: ChartLinks | None = None  # set by the app when it serves /chart
 
     async def check_rate(self, caller: Caller) -> None:
         for key in caller.keys:
@@ -53,6 +55,9 @@ class Answerer:
         if isinstance(found, Report) and self.metrics is not None:
             self.metrics.estimate_seconds.observe(time.perf_counter() - start)
         return found
+
+    def picture_url(self, answer: Answer) -> str | None:
+        return self.charts.url_for(answer) if self.charts is not None else None
 
     async def search_models(self, query: str, limit: int = 25) -> list[str]:
         """Model ids for autocomplete (bundled first, then the Hub, cached)."""

@@ -486,9 +486,11 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/v1/compare", _command_get("compare"))
     app.router.add_post("/api/v1/fits", fits_post)
     app.router.add_get("/healthz", healthz)
+    from bot import charts
     from bot import web as page
 
     page.mount(app)
+    app[ANSWERER].charts = charts.mount(app, settings.public_url)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     app.cleanup_ctx.append(_lifecycle)

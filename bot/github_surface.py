@@ -239,6 +239,8 @@ class GitHubSurface:
                 "Edit your comment to try again."))
         else:
             outcome, markdown = "ok", render_answer(answer)
+            if (picture := self.answerer.picture_url(answer)) is not None:
+                markdown += f"\n\n![memory chart]({picture})"
         self.metrics.requests.labels("github", outcome).inc()
         if question.inferred and outcome != "ok":
             return None, outcome  # a question we guessed at and cannot answer is left unsaid

@@ -162,3 +162,8 @@ class AnswerService(Protocol):
     async def search_models(self, query: str, limit: int = 25) -> list[str]:
         """Model ids for autocomplete: bundled first, then the Hub (cached, bounded)."""
         ...
+
+    def picture_url(self, answer: Answer) -> str | None:
+        """Where the answer's chart is served (PUBLIC_URL set), for chats that show images by
+        URL; None without one."""
+        ...

@@ -323,3 +323,16 @@ async def test_autocomplete_answers_in_time_while_the_hub_search_is_slow(
     assert 1.0 < elapsed < 2.5, elapsed
     assert "meta-llama/Llama-2-7b-hf" in [c["value"] for c in answer["data"]["choices"]]
     assert hub.count("/api/models", "GET") == 1
+
+
+async def test_with_a_public_url_the_embed_shows_its_chart(endpoint, discord_fake):
+    client = await endpoint(PUBLIC_URL="https://fits.example.org")
+    payload = discord_fake.interaction("fits", [
+        option("model", "meta-llama/Llama-2-7b-hf"), option("quant", "Q4_K_M"),
+        option("gpu", "NVIDIA GeForce RTX 4090")])
+    status, answer, _ = await discord_fake.deliver(client, PATH, payload)
+    assert status == 200
+    url = answer["data"]["embeds"][0]["image"]["url"]
+    assert url.startswith("https://fits.example.org/chart/") and url.endswith(".png")
+    served = await client.get(url.removeprefix("https://fits.example.org"))
+    assert served.status == 200 and (await served.read()).startswith(b"\x89PNG")

@@ -457,3 +457,16 @@ def test_gidgethub_is_loaded_only_when_the_surface_is_on():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={"PATH": "/usr/bin:/bin"})
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+async def test_with_a_public_url_the_reply_links_its_chart(aiohttp_client, github):
+    bot = await aiohttp_client(create_app(github_settings(
+        github, PUBLIC_URL="https://fits.example.org")))
+    await deliver(bot, "issue_comment", comment_event("/fits llama-2-7b q4 gpu=4090"))
+    await settle(bot)
+    [call] = github.calls("POST", COMMENTS)
+    found = re.search(r"!\[memory chart\]\(https://fits\.example\.org(/chart/[0-9a-f]{32}\.png)\)",
+                      call.body["body"])
+    assert found
+    served = await bot.get(found[1])
+    assert served.status == 200 and (await served.read()).startswith(b"\x89PNG")

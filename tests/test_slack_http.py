@@ -490,3 +490,18 @@ def test_the_manifest_matches_the_service():
                                                             "chat:write"}
     assert manifest["settings"]["socket_mode_enabled"] is False
     assert 175 <= len(manifest["display_information"]["long_description"]) <= 4000
+
+
+async def test_with_a_public_url_the_answer_carries_its_chart(aiohttp_client, slack):
+    client = await service(aiohttp_client, slack, PUBLIC_URL="https://fits.example.org")
+    assert (await post_command(client, slack, "llama-2-7b q4 gpu=4090")).status == 200
+    _, message = await slack.next_response()
+    assert_valid_blocks(message)
+    image = message["blocks"][-1]
+    assert image["type"] == "image" and image["alt_text"] == "memory chart"
+    url = image["image_url"]
+    assert url.startswith("https://fits.example.org/chart/") and "llama" not in url
+    served = await client.get(url.removeprefix("https://fits.example.org"))
+    assert served.status == 200 and served.content_type == "image/png"
+    assert (await served.read()).startswith(b"\x89PNG\r\n\x1a\n")
+    assert (await client.get("/chart/" + "0" * 32 + ".png")).status == 404

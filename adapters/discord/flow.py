@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from adapters.discord.autocomplete import Choice, suggest
@@ -127,7 +127,12 @@ class CommandHandler:
     async def _reply(self, command: str, options: Mapping[str, object], caller: Caller,
                      config: ConfigFile | None) -> tuple[Reply, str]:
         try:
-            return render_answer(await self.answer(command, options, caller, config)), "ok"
+            found = await self.answer(command, options, caller, config)
+            reply = render_answer(found)
+            picture = self.service.picture_url(found)
+            if picture is not None and reply.embed is not None:
+                reply = replace(reply, embed={**reply.embed, "image": {"url": picture}})
+            return reply, "ok"
         except RateLimited as err:
             return render_error(err), "rate_limited"
         except UserError as err:

@@ -13,7 +13,7 @@ can never become a link or an @channel.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from adapters.render import render
@@ -360,3 +360,11 @@ def error_message(err: UserError) -> Message:
 def failure_message() -> Message:
     """A bug on our side: one generic sentence, nothing of the exception."""
     return message(FAILURE, [section(f":warning: {FAILURE}")])
+
+
+def with_picture(message: Message, url: str) -> Message:
+    """The message with the answer's chart as an image block (Slack fetches it by URL), within
+    the 50-block limit."""
+    image: Block = {"type": "image", "image_url": url, "alt_text": "memory chart"}
+    blocks = [*message.blocks[:MAX_BLOCKS - 1], image]
+    return replace(message, blocks=blocks)

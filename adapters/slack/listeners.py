@@ -34,7 +34,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from adapters.slack.blocks import Message, answer_message, error_message, failure_message
+from adapters.slack.blocks import (
+    Message,
+    answer_message,
+    error_message,
+    failure_message,
+    with_picture,
+)
 from adapters.slack.command import read_mention_text, read_slash_text
 from core.answer import AnswerService, Caller
 from core.errors import RateLimited, UserError
@@ -134,7 +140,10 @@ class SlackListeners:
         except Exception:
             log.exception("slack: answering failed")
             return failure_message(), "error"
-        return answer_message(answer), "ok"
+        message = answer_message(answer)
+        if (picture := self.answers.picture_url(answer)) is not None:
+            message = with_picture(message, picture)
+        return message, "ok"
 
     # --- listeners (bolt passes the arguments by name) -------------------------------------------
 
