@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README, CI): the system packages the tests use, the Python environment,
+# The test command (README, CI): the system packages the tests use (redis-server,
+# docker-compose, chromium), the Python environment,
 # then lint, type-check and the suite. Run from anywhere; it works in the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,9 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } \
   || need+=(docker-compose)
+# Debian's chromium for the web page's browser test (Playwright drives it; no browser download).
+{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } \
+  || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "The tests need ${need[*]}; install it with your package manager and run this again." >&2
