@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from cachetools import LRUCache
+
 from bot.dispatch import answer
 from core.answer import Answer, Caller
 from core.errors import RateLimited, UserError
@@ -23,13 +25,18 @@ if TYPE_CHECKING:
 
 class Answerer:
     def __init__(self, hub: HubSettings, cache: ConfigCache, limiter: RateLimiter,
-                 metrics: Any = None, runner: ReportRunner | None = None) -> None:
+                 metrics: Any = None, runner: ReportRunner | None = None,
+                 cache_size: int = 4096) -> None:
         self.hub = hub
         self.cache = cache
         self.limiter = limiter
         self.metrics = metrics
         self.runner = runner  # None: reports are computed here, on the caller's loop
         self.charts: ChartLinks | None = None  # set by the app when it serves /chart
+        # Answers to repeated questions, by the parsed command (every default filled in):
+        # only answers that need no Hub (bundled models, sizes), so nothing goes stale.
+        self.answers: LRUCache[str, Answer] = LRUCache(maxsize=cache_size or 1)
+        self.cache_size = cache_size
 
     async def check_rate(self, caller: Caller) -> None:
         for key in caller.keys:
@@ -50,11 +57,22 @@ class Answerer:
             await self.check_rate(caller)
         start = time.perf_counter()
         command = parse_command(text)
+        key = repr(command) if config is None and self.cache_size else None
+        if key is not None and (hit := self.answers.get(key)) is not None:
+            self._count_cache("hit")
+            return hit
         found = await answer(command, self.hub, self.cache, config,
                              self.runner.run if self.runner is not None else None)
+        if key is not None and _needs_no_hub(found):
+            self._count_cache("miss")
+            self.answers[key] = found
         if isinstance(found, Report) and self.metrics is not None:
             self.metrics.estimate_seconds.observe(time.perf_counter() - start)
         return found
+
+    def _count_cache(self, result: str) -> None:
+        if self.metrics is not None:
+            self.metrics.report_cache.labels(result).inc()
 
     def picture_url(self, answer: Answer) -> str | None:
         return self.charts.url_for(answer) if self.charts is not None else None
@@ -64,3 +82,17 @@ class Answerer:
         from adapters.hub.search import search_models
 
         return await search_models(query, self.hub, self.cache, limit=limit)
+
+
+def _needs_no_hub(found: Answer) -> bool:
+    """Whether an answer came from the bundled snapshot or a size alone (a Hub answer may change
+    with the repo; lists of Hub models too)."""
+    from core.compare import CompareAnswer
+    from core.ranking import BestAnswer
+
+    if isinstance(found, Report):
+        return found.model.source in ("snapshot", "size")
+    if isinstance(found, CompareAnswer):
+        return all(c.report is not None and c.report.model.source in ("snapshot", "size")
+                   for c in found.cells)
+    return isinstance(found, BestAnswer)

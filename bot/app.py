@@ -210,6 +210,9 @@ _SURFACE_PREFIXES = (("/api/", "api"), ("/slack/", "slack"), ("/discord/", "disc
                      ("/github/", "github"))
 
 
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
 def _surface(path: str) -> str:
     """Which surface a path belongs to, for the request log ("ops": health, metrics, the rest)."""
     return next((name for prefix, name in _SURFACE_PREFIXES if path.startswith(prefix)), "ops")
@@ -264,11 +267,15 @@ async def request_middleware(request: web.Request,
         elapsed = time.perf_counter() - start
         if surface == "api":
             metrics.requests.labels(surface, outcome).inc()
+        # Health and metrics probes come every few seconds from every orchestrator: logged only
+        # when they fail (or with FITS_LOG_PROBES=1), so the log is the users' requests.
+        probe = request.path in PROBE_PATHS and status < 400 and not request.app[SETTINGS].log_probes
         # The path only: the query is the user's text and may hold anything.
-        log.info("request", extra={"request_id": rid, "fields": {
-            "method": request.method, "path": request.path, "surface": surface,
-            "outcome": outcome, "status": status, "ms": round(elapsed * 1000, 2),
-            "query_chars": len(request.query_string)}})
+        if not probe:
+            log.info("request", extra={"request_id": rid, "fields": {
+                "method": request.method, "path": request.path, "surface": surface,
+                "outcome": outcome, "status": status, "ms": round(elapsed * 1000, 2),
+                "query_chars": len(request.query_string)}})
         request_id_var.reset(token)
 
 
@@ -467,14 +474,18 @@ def create_app(settings: Settings) -> web.Application:
         app.on_cleanup.append(close_redis)
     else:
         app[CACHE] = CountingCache(make_cache(hub), metrics, settings.max_hub_fetches)
-        app[LIMITER] = MemoryRateLimiter(settings.rate_limit_per_minute,
-                                         settings.rate_limit_burst)
+        # Each worker process keeps its own buckets; SO_REUSEPORT spreads connections evenly
+        # over the workers, so each enforces its share of the limit (Redis shares one budget).
+        share = max(1, settings.workers)
+        app[LIMITER] = MemoryRateLimiter(settings.rate_limit_per_minute / share,
+                                         max(1, settings.rate_limit_burst // share))
     if not settings.rate_limits:
         app[LIMITER] = NoRateLimits()
     app[PROXIES] = settings.proxy_networks()
     runner = ReportRunner(settings.estimate_processes, settings.estimate_budget_s)
     app[RUNNER] = runner
-    app[ANSWERER] = Answerer(hub, app[CACHE], app[LIMITER], metrics, runner)
+    app[ANSWERER] = Answerer(hub, app[CACHE], app[LIMITER], metrics, runner,
+                             settings.report_cache_size)
 
     async def close_runner(_: web.Application) -> None:
         await runner.close()

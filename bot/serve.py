@@ -10,8 +10,10 @@ FITS_SHUTDOWN_TIMEOUT_S seconds (aiohttp's runner).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 
 from pydantic import ValidationError
@@ -53,7 +55,7 @@ def serve() -> int:
         "hub_token": "set" if settings.hf_token else "unset",
         "shutdown_timeout_s": settings.shutdown_timeout_s}})
     try:
-        web.run_app(app, host=settings.host, port=settings.port,
+        web.run_app(app, host=settings.host, port=settings.port, reuse_port=settings.workers > 1,
                     shutdown_timeout=settings.shutdown_timeout_s, access_log=None, print=None)
     except OSError as exc:  # the port is taken, the address is not this host's, no permission
         reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
@@ -66,12 +68,50 @@ def serve() -> int:
     return 0
 
 
+def serve_workers(count: int) -> int:
+    """``count`` processes serving the same port (SO_REUSEPORT: the kernel spreads connections
+    evenly over them), each its own event loop and estimate pool. SIGTERM/SIGINT reach every
+    worker, which drain as one service would; the exit status is the worst of theirs."""
+    os.environ["FITS_WORKERS"] = str(count)
+    children: list[int] = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:  # a worker: build its own app after the fork, never share a loop
+            code = 1
+            try:
+                code = serve()
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, _: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    worst = 0
+    for child in children:
+        _, status = os.waitpid(child, 0)
+        worst = max(worst, os.waitstatus_to_exitcode(status))
+    return worst
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fits-bot", description="The fits service.")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="serve the JSON API, health and metrics on HOST:PORT")
-    parser.parse_args(argv)
-    return serve()
+    run = sub.add_parser("serve", help="serve the web page, the JSON API, health and metrics on "
+                                       "HOST:PORT")
+    run.add_argument("--workers", type=int, default=None, metavar="N",
+                     help="worker processes on the same port (default: FITS_WORKERS or 1; "
+                          "give the CPU count to use every core)")
+    args = parser.parse_args(argv)
+    count = args.workers if args.workers is not None else int(os.environ.get("FITS_WORKERS", 1))
+    if not 1 <= count <= 256:
+        print("error: --workers takes 1 to 256.", file=sys.stderr)
+        return 2
+    return serve() if count == 1 else serve_workers(count)
 
 
 if __name__ == "__main__":

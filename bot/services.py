@@ -37,6 +37,9 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
         self.cache_lookups = Counter("fits_hub_cache_lookups", "Hub cache lookups, by result.",
                                      ["result"], registry=self.registry)
+        self.report_cache = Counter("fits_report_cache_lookups",
+                                    "Answers looked up in the report cache, by result.",
+                                    ["result"], registry=self.registry)
         for outcome in ("ok", "user_error", "bad_request", "error"):
             self.requests.labels("api", outcome)
         for result in ("hit", "miss"):

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     rate_limits: bool = Field(default=True, validation_alias="FITS_RATE_LIMITS")
     # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the API caller.
     trusted_proxies: str = Field(default="", validation_alias="FITS_TRUSTED_PROXIES")
+    log_probes: bool = Field(default=False, validation_alias="FITS_LOG_PROBES")
+    # Worker processes of `fits-bot serve` (--workers sets it for them): each serves the same
+    # port through SO_REUSEPORT.
+    workers: int = Field(default=1, ge=1, le=256, validation_alias="FITS_WORKERS")
+    # Answers kept for repeated questions (bundled models and sizes; per process). 0: none.
+    report_cache_size: int = Field(default=4096, ge=0, le=1_000_000,
+                                   validation_alias="FITS_REPORT_CACHE_SIZE")
     # Where the service is reachable from outside (https://fits.example.org): the web page's
     # share links and OpenGraph URL use it; unset, they are left out.
     public_url: str | None = Field(default=None, max_length=200, pattern=r"^https?://[^\s]+$",

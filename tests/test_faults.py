@@ -211,3 +211,39 @@ async def test_the_hub_fallback_hint_names_each_surfaces_own_way_to_give_a_confi
     assert "--config" not in json.dumps(error_message(err).blocks)  # Slack
     discord = discord_error(err).content or ""
     assert "config option of /fits" in discord and "--config" not in discord
+
+
+def test_workers_share_the_port_and_stop_together(tmp_path) -> None:
+    """fits-bot serve --workers 2: two processes on one port (SO_REUSEPORT), both answering,
+    both gone after one SIGTERM to the parent, which exits 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1",
+           "LOG_LEVEL": "INFO"}
+    env.pop("REDIS_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--workers", "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        answered = 0
+        while time.monotonic() < deadline and answered < 20:
+            try:
+                url = f"http://127.0.0.1:{port}/api/v1/fits?q=7b%20q4%20gpu%3D24GB"
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    answered += resp.status == 200
+            except OSError:
+                time.sleep(0.2)
+        assert answered == 20
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert out.count('"starting"') == 2 or out.count("starting") >= 2, out

@@ -206,7 +206,8 @@ async def test_health_ready_metrics(client):
     text = await resp.text()
     assert 'fits_requests_total{outcome="ok",surface="api"} 2.0' in text
     assert 'fits_requests_total{outcome="user_error",surface="api"} 1.0' in text
-    assert "fits_estimate_seconds_count 2.0" in text
+    assert "fits_estimate_seconds_count 1.0" in text  # the repeat came from the report cache
+    assert 'fits_report_cache_lookups_total{result="hit"} 1.0' in text
     assert "fits_hub_cache_lookups_total" in text
 
 
@@ -314,3 +315,22 @@ async def test_best_and_compare_endpoints(client):
     assert resp.status == 200 and len((await resp.json())["cells"]) == 4
     resp = await client.get("/api/v1/best", params={"use": "poetry"})
     assert resp.status == 400 and "use= takes" in (await resp.json())["error"]
+
+
+async def test_repeated_questions_come_from_the_report_cache(client):
+    first = await (await client.get(API, params={"q": "llama-2-7b q4 gpu=4090"})).json()
+    again = await (await client.get(API, params={"q": "llama-2-7b  q4   gpu=4090"})).json()
+    assert first == again
+    metrics = await (await client.get("/metrics")).text()
+    assert 'fits_report_cache_lookups_total{result="hit"} 1.0' in metrics
+    assert 'fits_report_cache_lookups_total{result="miss"} 1.0' in metrics
+
+
+async def test_probes_are_not_logged_but_questions_are(aiohttp_client, caplog):
+    client = await aiohttp_client(create_app(make_settings()))
+    with caplog.at_level(logging.INFO, logger="fits.service"):
+        await client.get("/healthz")
+        await client.get("/readyz")
+        await client.get(API, params={"q": "7b q4"})
+    paths = [r.fields["path"] for r in caplog.records if r.getMessage() == "request"]
+    assert paths == [API]
