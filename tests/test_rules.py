@@ -202,3 +202,10 @@ def test_position_schemes_decide_whether_a_context_limit_exists() -> None:
     assert changes(learned) == ["ctx=1024"]
     relative = run_command("google-t5/t5-base ctx=2048 gpu=8GB")  # relative buckets: no limit
     assert relative.fits and not relative.warnings and relative.max_context > 2048
+
+
+def test_ollama_does_not_cap_a_model_without_a_trained_length() -> None:
+    """T5's relative positions have no trained length: Ollama's cap does not apply (found by the
+    property test in CI)."""
+    report = run_command("google-t5/t5-base engine=ollama gpu=8GB ctx=14599 batch=14")
+    assert report.request["ctx"] == 14599

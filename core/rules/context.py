@@ -83,7 +83,7 @@ def check(case: Case) -> list[Finding]:
 
 def ollama_cap(case: Case) -> int | None:
     """The num_ctx Ollama would use instead of the request's, when it caps it."""
-    limit = limits(case).trained
+    limit = engine_limit(case)  # None for position schemes without a trained length (T5)
     if case.engine == "ollama" and limit is not None and case.request.ctx > limit:
         return limit
     return None
