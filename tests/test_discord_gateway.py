@@ -98,6 +98,10 @@ async def test_fits_command_answers_with_the_reports_numbers(start_bot, gateway,
                            "batch=2")
     assert_embed_shows(message["embeds"][0], expected)
     assert message["allowed_mentions"]["parse"] == []
+    # The chart rides along as an upload that the embed shows (no PUBLIC_URL here).
+    [(name, data)] = body["_files"]
+    assert data.startswith(b"\x89PNG") and message["embeds"][0]["image"]["url"] == \
+        f"attachment://{name}"
     assert gateway.errors == []
     # Neither the bot token nor an interaction token reaches a log line (discord.py logs URLs
     # and, at DEBUG, whole gateway events).

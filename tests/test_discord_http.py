@@ -159,6 +159,12 @@ async def test_a_command_is_answered_in_the_response_with_the_reports_numbers(en
                            "engine=llama.cpp batch=2")
     assert_embed_shows(message["embeds"][0], expected)
     assert "bundled snapshot" in message["embeds"][0]["footer"]["text"]
+    while (await discord_fake.next_call()).kind != "edit":
+        pass  # the chart follows the first response as an upload
+    for _ in range(100):  # the outcome is counted once that upload is done
+        if counted(client, "ok"):
+            break
+        await asyncio.sleep(0.02)
     assert counted(client, "ok") == 1
     assert discord_fake.errors == []
 
@@ -336,3 +342,22 @@ async def test_with_a_public_url_the_embed_shows_its_chart(endpoint, discord_fak
     assert url.startswith("https://fits.example.org/chart/") and url.endswith(".png")
     served = await client.get(url.removeprefix("https://fits.example.org"))
     assert served.status == 200 and (await served.read()).startswith(b"\x89PNG")
+
+
+async def test_without_a_public_url_the_chart_is_an_attachment(endpoint, discord_fake):
+    """The first response is JSON; the chart follows as an edit uploading it, shown as the
+    embed's image (attachment://...)."""
+    client = await endpoint()
+    payload = discord_fake.interaction("fits", [
+        option("model", "meta-llama/Llama-2-7b-hf"), option("quant", "Q4_K_M"),
+        option("gpu", "NVIDIA GeForce RTX 4090")])
+    status, answer, _ = await discord_fake.deliver(client, PATH, payload)
+    assert status == 200 and "image" not in answer["data"]["embeds"][0]
+    edit = await discord_fake.next_call()
+    while edit.kind != "edit":
+        edit = await discord_fake.next_call()
+    [(name, data)] = edit.body["_files"]
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert edit.body["attachments"] == [{"id": 0, "filename": name}]
+    assert edit.body["embeds"][0]["image"]["url"] == f"attachment://{name}"
+    assert discord_fake.errors == []

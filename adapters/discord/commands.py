@@ -9,6 +9,7 @@ definitions differ from what Discord holds (Discord allows 200 command creates a
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any, cast
 
@@ -126,20 +127,26 @@ class GatewayResponder:
     async def reply(self, reply: Reply) -> None:
         content, embeds = _parts(reply)
         await self.interaction.response.send_message(content=content, embeds=embeds,
-                                                      ephemeral=reply.ephemeral)
+                                                      ephemeral=reply.ephemeral,
+                                                      files=_files(reply))
 
     async def defer(self) -> None:
         await self.interaction.response.defer(thinking=True)
 
     async def edit(self, reply: Reply) -> None:
         content, embeds = _parts(reply)
-        await self.interaction.edit_original_response(content=content, embeds=embeds)
+        await self.interaction.edit_original_response(content=content, embeds=embeds,
+                                                      attachments=_files(reply))
 
     async def replace_with_ephemeral(self, reply: Reply) -> None:
         await self.interaction.delete_original_response()
         content, embeds = _parts(reply)
         await self.interaction.followup.send(content=content or discord.utils.MISSING,
-                                             embeds=embeds, ephemeral=True)
+                                             embeds=embeds, ephemeral=True, files=_files(reply))
+
+
+def _files(reply: Reply) -> list[discord.File]:
+    return [discord.File(io.BytesIO(data), filename=name) for name, data in reply.files]
 
 
 def _parts(reply: Reply) -> tuple[str | None, list[discord.Embed]]:

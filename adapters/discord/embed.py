@@ -10,7 +10,7 @@ message past its limits and discord.py does not trim, so ``fit_embed`` trims eve
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from adapters.render import render
@@ -58,6 +58,9 @@ class Reply:
     embed: dict[str, Any] | None = None
     content: str | None = None
     ephemeral: bool = False
+    # Attached files (name, bytes): the answer's chart, shown as the embed's image
+    # (attachment://name) when the service has no PUBLIC_URL to link it from.
+    files: tuple[tuple[str, bytes], ...] = ()
 
     def message(self) -> dict[str, Any]:
         """The message body Discord takes (callback data, webhook edit or follow-up)."""
@@ -67,7 +70,18 @@ class Reply:
                                 "allowed_mentions": {"parse": []}}
         if self.ephemeral:
             data["flags"] = EPHEMERAL
+        if self.files:
+            data["attachments"] = [{"id": i, "filename": name}
+                                   for i, (name, _) in enumerate(self.files)]
         return data
+
+    def without_files(self) -> Reply:
+        """The reply as a first HTTP response can carry it: no files, no image pointing at one."""
+        embed = self.embed
+        if embed is not None and str((embed.get("image") or {}).get("url", "")).startswith(
+                "attachment://"):
+            embed = {k: v for k, v in embed.items() if k != "image"}
+        return replace(self, embed=embed, files=())
 
 
 # --- answers -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from adapters.discord.embed import Reply, render_answer, render_error
 from adapters.discord.options import ConfigFile, command_text, load_config
 from core.answer import Answer, AnswerService, Caller
 from core.errors import RateLimited, UserError
+from core.report import Report
 
 log = logging.getLogger("fits.discord")
 
@@ -132,6 +133,11 @@ class CommandHandler:
             picture = self.service.picture_url(found)
             if picture is not None and reply.embed is not None:
                 reply = replace(reply, embed={**reply.embed, "image": {"url": picture}})
+            elif isinstance(found, Report) and reply.embed is not None:
+                chart = await asyncio.to_thread(_chart_png, found)
+                if chart is not None:
+                    reply = replace(reply, embed={**reply.embed, "image": {
+                        "url": f"attachment://{CHART_FILE}"}}, files=((CHART_FILE, chart),))
             return reply, "ok"
         except RateLimited as err:
             return render_error(err), "rate_limited"
@@ -147,3 +153,17 @@ def _describe(exc: Exception) -> str:
     """An error's kind and HTTP status, never its text (a URL there may hold a token)."""
     status = getattr(exc, "status", None)
     return f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
+
+
+CHART_FILE = "fits-chart.png"
+
+
+def _chart_png(report: Report) -> bytes | None:
+    """The answer's chart as a PNG attachment (no PUBLIC_URL to link one from); None for a
+    model the snapshot does not hold (drawing it would ask the Hub again)."""
+    from adapters.charts_png import answer_png
+    from core.curve import report_curve
+
+    if report.model.source not in ("snapshot", "size"):
+        return None
+    return answer_png(report, report_curve(report))

@@ -103,19 +103,23 @@ class HttpResponder:
         self.sent = asyncio.Event()
 
     async def reply(self, reply: Reply) -> None:
-        self.first.set_result({"type": CHANNEL_MESSAGE, "data": reply.message()})
+        # A first response is a JSON body: the chart follows as an edit with the file.
+        self.first.set_result({"type": CHANNEL_MESSAGE, "data": reply.without_files().message()})
+        if reply.files:
+            await self.edit(reply)
 
     async def defer(self) -> None:
         self.first.set_result({"type": DEFERRED_MESSAGE})
 
     async def edit(self, reply: Reply) -> None:
         await self._after_first()
-        await self.rest.edit_original(self.application_id, self.token, reply.message())
+        await self.rest.edit_original(self.application_id, self.token, reply.message(),
+                                      reply.files)
 
     async def replace_with_ephemeral(self, reply: Reply) -> None:
         await self._after_first()
         await self.rest.delete_original(self.application_id, self.token)
-        await self.rest.follow_up(self.application_id, self.token, reply.message())
+        await self.rest.follow_up(self.application_id, self.token, reply.message(), reply.files)
 
     async def _after_first(self) -> None:
         with contextlib.suppress(TimeoutError):

@@ -8,6 +8,8 @@ ever reaches an exception message or a log line: errors carry the status and Dis
 from __future__ import annotations
 
 import asyncio
+import json as json_module
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -45,13 +47,16 @@ class DiscordRest:
         self.user_agent = _user_agent()
 
     async def request(self, method: str, path: str, *, json: Any = None,
-                      bot_auth: bool = False) -> Any:
-        """One call; the parsed JSON answer (None for 204). Raises DiscordApiError."""
+                      bot_auth: bool = False, files: Sequence[tuple[str, bytes]] = ()) -> Any:
+        """One call; the parsed JSON answer (None for 204). Raises DiscordApiError. With
+        ``files`` the body is multipart: payload_json and files[n], as Discord takes uploads."""
         headers = {"User-Agent": self.user_agent}
         if bot_auth and self.bot_token:
             headers["Authorization"] = f"Bot {self.bot_token}"
         for attempt in range(1, ATTEMPTS + 1):
-            async with self.session.request(method, self.api_url + path, json=json,
+            body = _multipart(json, files) if files else None  # a form is sent only once
+            async with self.session.request(method, self.api_url + path,
+                                            json=None if files else json, data=body,
                                             headers=headers, timeout=TIMEOUT) as response:
                 body = await _json(response)
                 if response.status == 429 and attempt < ATTEMPTS:
@@ -68,16 +73,27 @@ class DiscordRest:
     # --- the interaction webhook: valid for 15 minutes after the interaction ---------------------
 
     async def edit_original(self, application_id: str, token: str,
-                            message: dict[str, Any]) -> None:
+                            message: dict[str, Any],
+                            files: Sequence[tuple[str, bytes]] = ()) -> None:
         body = {k: v for k, v in message.items() if k != "flags"}  # flags are set at creation
         await self.request("PATCH", f"/webhooks/{application_id}/{token}/messages/@original",
-                           json=body)
+                           json=body, files=files)
 
     async def delete_original(self, application_id: str, token: str) -> None:
         await self.request("DELETE", f"/webhooks/{application_id}/{token}/messages/@original")
 
-    async def follow_up(self, application_id: str, token: str, message: dict[str, Any]) -> None:
-        await self.request("POST", f"/webhooks/{application_id}/{token}", json=message)
+    async def follow_up(self, application_id: str, token: str, message: dict[str, Any],
+                        files: Sequence[tuple[str, bytes]] = ()) -> None:
+        await self.request("POST", f"/webhooks/{application_id}/{token}", json=message,
+                           files=files)
+
+
+def _multipart(message: Any, files: Sequence[tuple[str, bytes]]) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    form.add_field("payload_json", json_module.dumps(message), content_type="application/json")
+    for i, (name, data) in enumerate(files):
+        form.add_field(f"files[{i}]", data, filename=name, content_type="image/png")
+    return form
 
 
 async def _json(response: aiohttp.ClientResponse) -> Any:

@@ -295,7 +295,7 @@ class FakeDiscord:
     def _acknowledge(self, interaction: Interaction, body: dict[str, Any]) -> None:
         interaction.acknowledged = True
         interaction.response_type = body.get("type")
-        data = body.get("data") or {}
+        data = _public(body.get("data") or {})
         interaction.ephemeral = bool(int(data.get("flags") or 0) & EPHEMERAL)
         if body.get("type") in (4, 5):
             interaction.original = self._message(interaction, data)
@@ -316,7 +316,7 @@ class FakeDiscord:
         if problem:
             return self._refuse(400, 50035, "Invalid Form Body", problem)
         await self.calls.put(Call("followup", body, time.monotonic(), interaction))
-        return _json(self._message(interaction, body))
+        return _json(self._message(interaction, _public(body)))
 
     async def _get_original(self, request: web.Request) -> web.Response:
         interaction = self._webhook(request)
@@ -336,7 +336,7 @@ class FakeDiscord:
         problem = _message_problem(body)
         if problem:
             return self._refuse(400, 50035, "Invalid Form Body", problem)
-        interaction.original = {**interaction.original, **body,
+        interaction.original = {**interaction.original, **_public(body),
                                 "edited_timestamp": "2024-01-01T00:00:01+00:00"}
         await self.calls.put(Call("edit", body, time.monotonic(), interaction))
         return _json(interaction.original)
@@ -435,11 +435,24 @@ def _scope(request: web.Request) -> str:
     return request.match_info.get("guild", "global")
 
 
+def _public(body: dict[str, Any]) -> dict[str, Any]:
+    """A message as Discord stores it: the uploads become its attachments, not its fields."""
+    return {k: v for k, v in body.items() if k != "_files"}
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     """JSON, or multipart with a payload_json part (what discord.py sends with files)."""
     if request.content_type.startswith("multipart/"):
         form = await request.post()
-        return dict(json.loads(str(form["payload_json"])))
+        raw = form["payload_json"]  # a plain field, or bytes when it came with a content type
+        text = raw.decode() if isinstance(raw, bytes | bytearray) else str(raw)
+        body = dict(json.loads(text))
+        # The uploads, as Discord keeps them: files[n] referenced by the message's attachments.
+        files = [(v.filename, v.file.read()) for k, v in form.items()
+                 if k.startswith("files[") and isinstance(v, web.FileField)]
+        if files:
+            body["_files"] = files
+        return body
     return dict(await request.json())
 
 
