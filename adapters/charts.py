@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
+from core.compare import CompareAnswer
 from core.curve import Curve
 from core.report import Report
 from core.units import format_bytes, format_tokens
@@ -96,3 +97,45 @@ def answer_svg(report: Report, curve: Curve | None) -> str:
         parts.append(f'<svg y="{height + 30}" width="{WIDTH}" height="220"'
                      f'{context_svg(curve)[4:]}')
     return "".join(parts) + "</svg>"
+
+
+VERDICT_COLOURS = {"fits": "#54a24b", "tight": "#f58518", "split": "#eeca3b", "no": "#e45756"}
+
+
+def compare_svg(answer: CompareAnswer) -> str:
+    """Grouped bars: one group per setup, one bar per GPU, its height the memory per GPU and its
+    colour the verdict; each GPU's usable memory is a tick on its bar."""
+    cells = [c for c in answer.cells if c.report is not None]
+    if not cells:
+        return ""
+    top = max(max(c.report.total_bytes, c.report.gpu.usable_bytes) for c in cells
+              if c.report is not None) * 1.1
+    n_cols = len(answer.columns)
+    group_w = (WIDTH - 20) / max(1, len(answer.rows))
+    bar_w = max(4.0, min(36.0, (group_w - 16) / max(1, n_cols)))
+    h, bottom = 240, 200
+    parts = [f'<line x1="10" y1="{bottom}" x2="{WIDTH - 10}" y2="{bottom}" stroke="#888"/>']
+    for r, row in enumerate(answer.rows):
+        x0 = 10 + r * group_w + 8
+        parts.append(f'<text x="{x0:.1f}" y="{bottom + 16}" font-size="10">'
+                     f'{escape(row[:40])}</text>')
+        for c, column in enumerate(answer.columns):
+            cell = answer.cell(row, column)
+            if cell.report is None:
+                continue
+            rep = cell.report
+            x = x0 + c * bar_w
+            bar_h = (bottom - 10) * rep.total_bytes / top
+            usable_y = bottom - (bottom - 10) * rep.gpu.usable_bytes / top
+            label = f"{row} on {column}: {cell.summary}"
+            parts.append(f'<rect x="{x:.1f}" y="{bottom - bar_h:.1f}" width="{bar_w - 2:.1f}" '
+                         f'height="{bar_h:.1f}" fill="{VERDICT_COLOURS[rep.verdict]}">'
+                         f'<title>{escape(label)}</title></rect>')
+            parts.append(f'<line x1="{x:.1f}" y1="{usable_y:.1f}" x2="{x + bar_w - 2:.1f}" '
+                         f'y2="{usable_y:.1f}" stroke="#222" stroke-width="2"/>')
+    legend = " · ".join(f"{i + 1}: {col}" for i, col in enumerate(answer.columns))
+    parts.append(f'<text x="10" y="{h - 6}" font-size="10">bars in each group, left to right: '
+                 f'{escape(legend)}; the black tick is the GPU\'s usable memory</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {h}" role="img" '
+            f'aria-label="memory of each setup on each GPU" class="chart">' + "".join(parts)
+            + "</svg>")

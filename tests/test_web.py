@@ -70,8 +70,9 @@ async def test_nothing_typed_reaches_the_page_unescaped(client) -> None:
 async def test_best_and_compare_render_as_tables(client) -> None:
     html = await (await client.get("/?q=" + quote("best gpu=24GB n=3"))).text()
     assert html.count("<tr>") >= 4
-    html = await (await client.get("/?q=" + quote("compare llama-3-8b q4,q8 gpu=3060"))).text()
+    html = await (await client.get("/?q=" + quote("compare llama-3-8b q4,q8 gpu=3060,4090"))).text()
     assert "<table class=\"grid\">" in html
+    assert html.count("<rect") == 4  # grouped bars: two setups on two GPUs
 
 
 async def test_static_files_and_nothing_else(client) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from adapters.charts import breakdown_svg, context_svg
+from adapters.charts import breakdown_svg, compare_svg, context_svg
 from adapters.text import (
     best_rows,
     best_title,
@@ -40,7 +40,8 @@ def _env() -> Environment:
 def context(q: str, answer: Answer | None, error: UserError | None,
             curve: Curve | None = None) -> dict[str, Any]:
     """What the templates show for one question."""
-    out: dict[str, Any] = {"q": q, "error": error, "report": None, "table": None, "text": None}
+    out: dict[str, Any] = {"q": q, "error": error, "report": None, "table": None, "text": None,
+                           "chart_svg": None}
     if isinstance(answer, Report):
         out.update(_report(q, answer, curve))
     elif isinstance(answer, BestAnswer):
@@ -48,7 +49,8 @@ def context(q: str, answer: Answer | None, error: UserError | None,
         out.update(table=rows, table_title=best_title(answer), table_notes=answer.notes)
     elif isinstance(answer, CompareAnswer):
         out.update(table=answer.table(), table_title="Comparison", table_notes=[
-            f"{c.row} on {c.column}: {c.error}" for c in answer.cells if c.error])
+            f"{c.row} on {c.column}: {c.error}" for c in answer.cells if c.error],
+            chart_svg=compare_svg(answer))
     elif isinstance(answer, GpuListAnswer):
         out.update(table=[["GPU", "memory", "GB/s"], *[[g.name, format_bytes(g.memory_bytes),
                                                        f"{g.bandwidth_gbs or 0:g}"]
