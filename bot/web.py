@@ -38,10 +38,12 @@ SECURITY_HEADERS = {
 
 
 async def index(request: web.Request) -> web.Response:
-    from adapters.web.render import fragment, page
+    from adapters.web.render import fragment, page, question_from_fields
     from core import snapshot
 
-    q = request.query.get("q", "").strip()
+    fields = {k: request.query.get(k, "")[:200] for k in
+              ("model", "quant", "gpu", "ctx", "engine", "batch", "train")}
+    q = request.query.get("q", "").strip() or question_from_fields(fields)
     answer: Answer | None = None
     error: UserError | None = None
     curve: Curve | None = None
@@ -60,8 +62,11 @@ async def index(request: web.Request) -> web.Response:
     else:
         base = request.app[SETTINGS].public_url
         share = f"{base.rstrip('/')}/?q={quote(q)}" if base and q else None
+        from core.gpus import all_gpus
+
         models = [e.id for e in snapshot.entries().values()]
-        html = page(q, answer, error, models, share, curve)
+        gpus = [g.name for g in all_gpus()]
+        html = page(q, answer, error, models, share, curve, fields, gpus)
     status = int(getattr(error, "status", 400)) if error is not None else 200
     return web.Response(text=html, content_type="text/html", headers=SECURITY_HEADERS,
                         status=status)

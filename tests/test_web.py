@@ -96,3 +96,14 @@ def test_the_cli_writes_the_charts(tmp_path) -> None:
     wrong = subprocess.run([sys.executable, "-m", "bot", Q, "--plot", str(tmp_path / "a.png")],
                            capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1"})
     assert wrong.returncode == 2 and "--plot writes SVG" in wrong.stderr
+
+
+async def test_the_form_parts_make_the_same_question(client) -> None:
+    html = await (await client.get("/", params={
+        "model": "meta-llama/Llama-2-7b", "quant": "q4", "gpu": "24GB", "ctx": "", "engine": "",
+        "batch": "", "train": ""})).text()
+    same = await (await client.get("/?q=" + quote(Q))).text()
+    verdict = re.search(r'<h2 class="verdict \w+">(.*?)</h2>', html)
+    assert verdict and verdict[0] in same
+    assert '<label for="f-gpu">GPU</label>' in html and '<datalist id="gpus">' in html
+    assert "NVIDIA GeForce RTX 4090" in html  # the catalogue for the GPU field

@@ -80,8 +80,15 @@ def _report(q: str, report: Report, curve: Curve | None) -> dict[str, Any]:
     }
 
 
+QUANTS = ("", "q4", "q8", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "fp16", "bf16", "fp8", "awq",
+          "gptq", "nf4", "int8", "mxfp4")
+ENGINES = ("", "llama.cpp", "ollama", "vllm", "sglang", "tgi", "hf", "exllamav2")
+TRAINS = ("", "lora", "qlora", "full")
+
+
 def page(q: str, answer: Answer | None, error: UserError | None, models: list[str],
-         share_url: str | None = None, curve: Curve | None = None) -> str:
+         share_url: str | None = None, curve: Curve | None = None,
+         fields: dict[str, str] | None = None, gpus: list[str] | None = None) -> str:
     ctx = context(q, answer, error, curve)
     title = "fits: can my GPU run this LLM?"
     description = "Memory, verdict and speed for any LLM on your GPU, per engine."
@@ -92,9 +99,29 @@ def page(q: str, answer: Answer | None, error: UserError | None, models: list[st
     elif error is not None:
         title = error.message[:200]
     return _env().get_template("page.html.j2").render(
-        **ctx, title=title, description=description, models=models, share_url=share_url)
+        **ctx, title=title, description=description, models=models, share_url=share_url,
+        fields=fields or {}, gpus=gpus or [], quants=QUANTS, engines=ENGINES, trains=TRAINS)
 
 
 def fragment(q: str, answer: Answer | None, error: UserError | None,
              curve: Curve | None = None) -> str:
     return _env().get_template("answer.html.j2").render(**context(q, answer, error, curve))
+
+
+FIELD_KEYS = ("gpu", "ctx", "engine", "batch", "train")
+
+
+def question_from_fields(fields: dict[str, str]) -> str:
+    """The command language for the form's parts (model first, then the quantization and the
+    keys given); empty when no model was given."""
+    model = fields.get("model", "").strip()
+    if not model:
+        return ""
+    words = [model]
+    if quant := fields.get("quant", "").strip():
+        words.append(quant)
+    for key in FIELD_KEYS:
+        value = fields.get(key, "").strip()
+        if value:
+            words.append(f'{key}="{value}"' if " " in value else f"{key}={value}")
+    return " ".join(words)

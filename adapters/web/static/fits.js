@@ -28,6 +28,24 @@
     clearTimeout(timer);
     timer = setTimeout(function () { ask(input.value, true); }, 500);
   });
+  var parts = document.getElementById("fields");
+  if (parts) {
+    parts.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var words = [];
+      var model = parts.elements.model.value.trim();
+      if (!model) { return; }
+      words.push(model);
+      if (parts.elements.quant.value) { words.push(parts.elements.quant.value); }
+      ["gpu", "ctx", "engine", "batch", "train"].forEach(function (key) {
+        var value = parts.elements[key].value.trim();
+        if (value) { words.push(key + "=" + (value.indexOf(" ") >= 0 ? '"' + value + '"' : value)); }
+      });
+      input.value = words.join(" ");
+      asked = "";
+      ask(input.value, true);
+    });
+  }
   window.addEventListener("popstate", function (e) {
     if (e.state && e.state.q) { input.value = e.state.q; asked = ""; ask(e.state.q, false); }
   });
