@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 from adapters.render import render
-from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.answer import Answer
+from core.answers import GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.compare import CompareAnswer
 from core.errors import UserError
 from core.ranking import BestAnswer

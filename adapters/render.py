@@ -4,13 +4,16 @@ a ranking) is one more method here, which mypy then asks every surface to implem
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
-from core.compare import CompareAnswer
-from core.errors import UserError
-from core.ranking import BestAnswer
-from core.report import Report
+from core.answers import GpuListAnswer, HelpAnswer, ModelListAnswer
+
+if TYPE_CHECKING:
+    from core.answer import Answer
+    from core.compare import CompareAnswer
+    from core.errors import UserError
+    from core.ranking import BestAnswer
+    from core.report import Report
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -34,14 +37,18 @@ class Renderer(Protocol[T_co]):
 
 
 def render(answer: Answer, renderer: Renderer[T_co]) -> T_co:
-    if isinstance(answer, Report):
-        return renderer.report(answer)
+    # The light answers first: `fits help` renders without loading the Report's pydantic model.
     if isinstance(answer, HelpAnswer):
         return renderer.help(answer)
     if isinstance(answer, GpuListAnswer):
         return renderer.gpus(answer)
+    if isinstance(answer, ModelListAnswer):
+        return renderer.models(answer)
+    from core.compare import CompareAnswer
+    from core.ranking import BestAnswer
+
     if isinstance(answer, BestAnswer):
         return renderer.best(answer)
     if isinstance(answer, CompareAnswer):
         return renderer.compare(answer)
-    return renderer.models(answer)
+    return renderer.report(answer)

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from adapters.render import render
-from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
-from core.compare import CompareAnswer
-from core.errors import UserError
-from core.ranking import BestAnswer
-from core.report import Report
+from core.answers import GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.units import format_bytes
+
+if TYPE_CHECKING:
+    from core.answer import Answer
+    from core.compare import CompareAnswer
+    from core.errors import UserError
+    from core.ranking import BestAnswer
+    from core.report import Report
 
 # The CLI's own way to give a config.json, for errors where one would help.
 CONFIG_WAY = "Or pass its config.json: fits --config config.json \"<model> ...\"."

@@ -1,6 +1,8 @@
-"""CLI start-up: wall time of a fresh `python -m bot ...` process, median of 10.
+"""CLI start-up: wall time of a fresh `python -m bot ...` process, median of 10, and its ratio to
+`python -c pass` measured in the same run (the machines are shared and noisy).
 
-    python -m bench.startup
+    python -m bench.startup            print the table
+    python -m bench.startup --write    also write docs/speed.md's block
 """
 
 from __future__ import annotations
@@ -28,9 +30,26 @@ def wall(args: list[str] | None, runs: int = 10) -> float:
     return statistics.median(times)
 
 
+def table() -> str:
+    measured = {name: wall(args) for name, args in CASES.items()}
+    base = measured["python -c pass (the interpreter alone)"]
+    rows = ["| command | median | x `python -c pass` |", "| --- | ---: | ---: |"]
+    for name, seconds in measured.items():
+        rows.append(f"| `{name}` | {seconds * 1e3:.0f} ms | {seconds / base:.1f}x |")
+    return "\n".join(rows)
+
+
 def main() -> None:
-    for name, args in CASES.items():
-        print(f"{name:<42} {wall(args) * 1e3:>6.0f} ms")
+    from pathlib import Path
+
+    from bench.generated import replace_block
+
+    text = table()
+    print(text)
+    if "--write" in sys.argv[1:]:
+        replace_block(Path(__file__).resolve().parent.parent / "docs" / "speed.md", "startup",
+                      text)
+        print("wrote docs/speed.md")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer, ReportJob, offline_job
-from core.compare import CompareAnswer, CompareCell, failed
+from core.answers import GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.errors import UserError
 from core.parser import (
     BestCommand,
@@ -22,14 +21,11 @@ from core.parser import (
     ModelsCommand,
     parse_command,
 )
-from core.ranking import BestAnswer
-from core.resolve import parse_size
-from core.snapshot import lookup
 
 if TYPE_CHECKING:
     from adapters.hub.cache import ConfigCache
     from adapters.hub.settings import HubSettings
-    from core.answer import RunJob
+    from core.answer import Answer, ReportJob, RunJob
     from core.compare import CompareAnswer
     from core.ranking import BestAnswer
 
@@ -51,7 +47,12 @@ def _lookup(command: Command) -> Answer | None:
 
 
 def local_job(command: EstimateCommand, config: dict[str, Any] | None) -> ReportJob | None:
-    """The estimate's job when nothing needs the Hub: an uploaded config, a size, a bundled id."""
+    """The estimate's job when nothing needs the Hub: an uploaded config, a size, a bundled id.
+    (The estimator loads only here: help and lists never need it.)"""
+    from core.answer import offline_job
+    from core.resolve import parse_size
+    from core.snapshot import lookup
+
     model = command.request.model
     if config is not None or parse_size(model) is not None or lookup(model)[0] is not None:
         return offline_job(command, config)
@@ -76,7 +77,7 @@ def _estimate_cell(text: str) -> EstimateCommand:
 
 def compare_here(command: CompareCommand) -> CompareAnswer | None:
     """Every cell from the snapshot, or None when some cell needs the Hub."""
-    from core.compare import CompareAnswer
+    from core.compare import CompareAnswer, CompareCell, failed
 
     jobs = []
     for row, column, text in command.cells:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
+from core.answers import GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.calibration import FITTED, Calibration
 from core.compare import CompareAnswer
 from core.engines.details import HubExtras
@@ -22,7 +23,6 @@ from core.resolve import ResolvedModel, from_config, resolve_offline
 from core.units import format_bytes
 
 if TYPE_CHECKING:
-    from core.gpus import Gpu
     from core.hub_resolve import HubResolution
 
 
@@ -98,46 +98,6 @@ def with_hub_details(report: Report, found: HubResolution) -> Report:
 # --- what a surface gets back -------------------------------------------------------------------
 # The answering service lives in bot/ (it holds the rate limiter and the Hub cache); adapters see
 # only these types and the AnswerService protocol, so they import core alone.
-
-
-@dataclass(frozen=True)
-class HelpAnswer:
-    text: str
-
-
-@dataclass(frozen=True)
-class GpuListAnswer:
-    query: str
-    gpus: list[Gpu]
-    more: int = 0  # matches left out of the list
-
-    @property
-    def more_line(self) -> str | None:
-        return more_line(self.more, "GPUs", "gpus 4090, gpus mi300, gpus 24gb")
-
-
-@dataclass(frozen=True)
-class ModelListAnswer:
-    query: str
-    ids: list[str]
-    note: str | None = None  # why the list may be short (the Hub refused to search)
-    more: int = 0  # bundled matches left out of the list
-    more_on_hub: bool = False  # the Hub returned a full page: it may have more
-
-    @property
-    def more_line(self) -> str | None:
-        line = more_line(self.more, "bundled models", "models llama 70b, models qwen3 instruct")
-        if self.more_on_hub:
-            hub = "The Hub may have more; add words to narrow the search."
-            return f"{line[:-1]}; the Hub may have more." if line else hub
-        return line
-
-
-def more_line(more: int, what: str, examples: str) -> str | None:
-    """What a list left out, and how to see it: lists are cut so that every chat can show them."""
-    if more <= 0:
-        return None
-    return f"...and {more:,} more {what} match; add words to narrow it ({examples})."
 
 
 Answer = Report | HelpAnswer | GpuListAnswer | ModelListAnswer | BestAnswer | CompareAnswer

@@ -26,7 +26,7 @@ from adapters.discord.embed import (
 from adapters.discord.options import FITS, GPUS, HELP, command_text
 from adapters.discord.registration import commands_match
 from adapters.text import breakdown_rows, suggestions_title, verdict_sentence
-from core.answer import GpuListAnswer, HelpAnswer
+from core.answers import GpuListAnswer, HelpAnswer
 from core.errors import ModelNotFound, UserError
 from core.gpus import resolve_gpu, search_gpus
 from core.help import help_text

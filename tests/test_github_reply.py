@@ -17,7 +17,7 @@ from adapters.github.reply import (
     size,
 )
 from adapters.markdown import code_span, escape, render_answer
-from core.answer import HelpAnswer
+from core.answers import HelpAnswer
 from tests.conftest import run_command
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bot.dispatch import LIST_LIMIT, answer_here
-from core.answer import GpuListAnswer
+from core.answers import GpuListAnswer
 from core.errors import UserError
 from core.parser import GpusCommand, parse_command
 from tests.conftest import run_command

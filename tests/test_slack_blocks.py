@@ -15,7 +15,7 @@ from adapters.slack.blocks import (
     help_message,
     within_limits,
 )
-from core.answer import GpuListAnswer, ModelListAnswer
+from core.answers import GpuListAnswer, ModelListAnswer
 from core.gpus import search_gpus
 from core.report import Suggestion
 from tests.conftest import run_command

@@ -24,7 +24,8 @@ from adapters.text import (
     suggestions_title,
     verdict_sentence,
 )
-from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.answer import Answer
+from core.answers import GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.compare import CompareAnswer
 from core.errors import UserError
 from core.ranking import BestAnswer

@@ -30,7 +30,8 @@ from adapters.text import (
     together_words,
     verdict_sentence,
 )
-from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.answer import Answer
+from core.answers import GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.compare import CompareAnswer
 from core.engines.details import LlamaCppDetails
 from core.errors import RateLimited, UserError

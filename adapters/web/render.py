@@ -20,7 +20,8 @@ from adapters.text import (
     suggestions_title,
     verdict_sentence,
 )
-from core.answer import Answer, GpuListAnswer, HelpAnswer, ModelListAnswer
+from core.answer import Answer
+from core.answers import GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.compare import CompareAnswer
 from core.curve import Curve
 from core.errors import UserError
