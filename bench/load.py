@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,11 +93,14 @@ class Service:
         return total / 1024
 
     def stop(self) -> None:
-        self.proc.terminate()
+        """SIGTERM to its whole process group (the workers too), SIGKILL after 20 s."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def _children(pid: int) -> list[int]:
@@ -111,14 +116,16 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-async def start_service(**env: str) -> Service:
-    """`python -m bot serve` on a free loopback port, ready (its /readyz answers 200)."""
+async def start_service(module: tuple[str, ...] = ("bot", "serve"), **env: str) -> Service:
+    """`python -m bot serve` (or the hello-world ceiling, bench.hello) on a free loopback port,
+    ready (its /readyz answers 200)."""
     port = free_port()
     environ = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "HF_HUB_OFFLINE": "1",
                "FITS_RATE_LIMIT_PER_MINUTE": "100000", "FITS_RATE_LIMIT_BURST": "100000",
                **env}
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=environ, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", *module], env=environ, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     service = Service(proc, port)
     deadline = time.monotonic() + 60
     async with ClientSession() as session:
@@ -230,8 +237,9 @@ class Result:
 
 
 async def run_api(total: int, concurrency: int, queries: tuple[str, ...], time_limit_s: float,
-                  hostile: float) -> Result:
-    service = await start_service()
+                  hostile: float, workers: int = 1, ceiling: bool = False) -> Result:
+    module = ("bench.hello",) if ceiling else ("bot", "serve")
+    service = await start_service(module, FITS_WORKERS=str(workers))
     url = f"{service.base}/api/v1/fits"
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -368,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hostile", type=float, default=0.0,
                         help="fraction of API requests that POST a hostile config (0.1: 1 in 10)")
     parser.add_argument("--time-limit", type=float, default=180.0, help="seconds at most")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="fits-bot serve --workers (and the ceiling's) for the API run")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="first measure a hello-world aiohttp app on the same workers "
+                             "(bench.hello) and report the API's throughput as a share of it")
     parser.add_argument("--write", action="store_true",
                         help="write the table to docs/load.md and the summary to the README")
     args = parser.parse_args(argv)
@@ -375,15 +388,33 @@ def main(argv: list[str] | None = None) -> int:
     concurrency = max(1, min(args.concurrency, 1000))
     hostile = max(0.0, min(args.hostile, 1.0))
     queries = tuple(args.q or QUERIES)
-    runs = {"api": [run_api], "slack": [run_slack], "all": [run_api, run_slack]}[args.surface]
+    choices: dict[str, list[Callable[..., Coroutine[Any, Any, Result]]]] = {
+        "api": [run_api], "slack": [run_slack], "all": [run_api, run_slack]}
+    runs = choices[args.surface]
     results = []
+    workers = max(1, min(args.workers, 64))
+    ceiling_rps = None
+    if args.ceiling:
+        print(f"Ceiling: a hello-world aiohttp app on {workers} worker(s)")
+        hello = asyncio.run(run_api(total, concurrency, queries, args.time_limit, 0.0, workers,
+                                    ceiling=True))
+        hello.print()
+        ceiling_rps = hello.done / hello.wall_s
+        print()
     for i, run in enumerate(runs):
         if i:
             print()
         print("JSON API: GET /api/v1/fits" if run is run_api else
               "Slack: signed /fits slash commands to POST /slack/events")
-        result = asyncio.run(run(total, concurrency, queries, args.time_limit, hostile))
+        if run is run_api:
+            result = asyncio.run(run_api(total, concurrency, queries, args.time_limit, hostile,
+                                         workers))
+        else:
+            result = asyncio.run(run(total, concurrency, queries, args.time_limit, hostile))
         result.print()
+        if run is run_api and ceiling_rps:
+            share = result.done / result.wall_s / ceiling_rps
+            print(f"share of the hello-world ceiling ({ceiling_rps:.0f}/s): {share:.2f}x")
         results.append(result)
     if args.write:
         text = table(results, concurrency, hostile)
