@@ -76,9 +76,10 @@ def context_svg(curve: Curve) -> str:
                  f'{escape(format_tokens(curve.asked))}</title></circle>')
     if curve.longest:
         lx, _ = xy(min(curve.longest, top_ctx), 0)
+        anchor, tx = ("start", lx + 3) if lx < w - 170 else ("end", lx - 3)
         parts.append(f'<line x1="{lx:.1f}" y1="10" x2="{lx:.1f}" y2="{h - bottom}" '
-                     f'stroke="#54a24b" stroke-dasharray="3 3"/><text x="{lx + 3:.1f}" y="22" '
-                     f'font-size="11" fill="#54a24b">longest that fits '
+                     f'stroke="#54a24b" stroke-dasharray="3 3"/><text x="{tx:.1f}" y="22" '
+                     f'font-size="11" text-anchor="{anchor}" fill="#54a24b">longest that fits '
                      f'{escape(format_tokens(curve.longest))}</text>')
     label = f"memory against context, up to {format_tokens(top_ctx)} tokens"
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" role="img" '

@@ -72,8 +72,9 @@ def _curve(draw: object, curve: Curve, top: int) -> None:
     if curve.longest:
         lx, _ = xy(min(curve.longest, top_ctx), 0)
         draw.line([lx, top + 16, lx, bottom], fill="#54a24b", width=1)
-        draw.text((lx + 4, top + 18), f"longest {format_tokens(curve.longest)}",
-                  fill="#54a24b")
+        label = f"longest {format_tokens(curve.longest)}"
+        at = lx + 4 if lx < W - 160 else lx - 8 - draw.textlength(label)  # stay in the picture
+        draw.text((at, top + 18), label, fill="#54a24b")
     draw.text((left, bottom + 4), "0", fill="black")
     draw.text((W - 150, bottom + 4), f"{format_tokens(top_ctx)} tokens", fill="black")
     draw.text((4, top + 4), format_bytes(int(top_mem)), fill="black")
