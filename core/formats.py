@@ -106,11 +106,23 @@ def gguf_info(spec: ModelSpec) -> gguf.GgufModelInfo:
 
 
 @per_spec()
+def gguf_walk(spec: ModelSpec) -> gguf.Walk:
+    return gguf.plan_walk(spec.tensors)
+
+
+@per_spec()
+def gguf_types(spec: ModelSpec, preset: str) -> tuple[str | None, ...]:
+    """The ggml type llama-quantize gives each of the spec's tensors under ``preset`` (None:
+    not in the GGUF), once per spec and preset for the weights, the offload plan and speed."""
+    return tuple(gguf.tensor_types(spec.tensors, preset, gguf_info(spec), gguf_walk(spec)))
+
+
+@per_spec()
 def layer_weight_bytes(spec: ModelSpec, fmt: WeightFormat) -> dict[int | None, int]:
     """Bytes per text layer (None: embeddings, head, final norm and every non-text tensor)."""
     out: dict[int | None, int]
     if is_gguf(fmt.name):
-        out = gguf.gguf_layer_bytes(spec.tensors, fmt.name, gguf_info(spec))
+        out = gguf.bytes_by_layer(spec.tensors, gguf_types(spec, fmt.name))
         vision = sum(t.numel * BYTES_16 for t in spec.tensors if t.part != "text")
         out[None] = out.get(None, 0) + vision
     else:

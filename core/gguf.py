@@ -262,9 +262,9 @@ def _attn_output_type(preset: str, default: str, info: GgufModelInfo) -> str:
     return bumps.get(preset, default)
 
 
-def _mix_type(t: Tensor, preset: str, default: str, info: GgufModelInfo, pos: _Ordinals) -> str:
+def _mix_type(t: Tensor, preset: str, default: str, info: GgufModelInfo, pos: _Ordinals,
+              cat: str) -> str:
     """llama_tensor_get_type_impl: the preset's per-tensor adjustments of the default type."""
-    cat = _category(t.name)
     imatrix = info.imatrix
     if imatrix is None:
         imatrix = bool(_presets()["presets"][preset]["requires_imatrix"])
@@ -318,10 +318,15 @@ def _tensor_type(t: Tensor, preset: str, info: GgufModelInfo, pos: _Ordinals) ->
         raise ValueError(f"{t.name} belongs to the {t.part} part, which a GGUF does not hold")
     if not _allows_quantization(t):
         return "F32"  # convert_hf_to_gguf writes these in F32 and llama-quantize copies them
+    return _quantized_type(t, preset, info, pos, _category(t.name))
+
+
+def _quantized_type(t: Tensor, preset: str, info: GgufModelInfo, pos: _Ordinals,
+                    cat: str) -> str:
     default = str(_presets()["presets"][preset]["default_type"])
     if not _is_quantized(default):
         return default
-    return _fallback(_mix_type(t, preset, default, info, pos), t.cols, t.name)
+    return _fallback(_mix_type(t, preset, default, info, pos, cat), t.cols, t.name)
 
 
 def tensor_type(t: Tensor, preset: str, ctx: GgufModelInfo) -> str:
@@ -342,29 +347,55 @@ def _file_order(t: Tensor) -> tuple[int, str]:
     return (-1 if t.layer is None else t.layer, t.name + suffix)
 
 
-def tensor_types(tensors: Sequence[Tensor], preset: str, info: GgufModelInfo) -> list[str | None]:
+@dataclass(frozen=True, slots=True)
+class Walk:
+    """What llama-quantize's walk over a model's tensors needs that no preset changes: the
+    text tensors in file order, each one's category and whether it may be quantized. Computed
+    once per model (core.formats memoizes it), so that each preset only assigns types."""
+
+    order: tuple[int, ...]  # indices of the text tensors, in llama.cpp's file order
+    quantizable: tuple[bool, ...]  # by index into the tensor list
+    categories: tuple[str, ...]  # by index; "" for non-text tensors
+    n_attention_wv: int
+    tied: bool  # no ``output`` tensor: llama.cpp quantizes token_embd as the head
+
+
+def plan_walk(tensors: Sequence[Tensor]) -> Walk:
+    order = sorted(range(len(tensors)), key=lambda k: _file_order(tensors[k]))
+    text = tuple(k for k in order if tensors[k].part == "text")
+    categories = tuple(_category(t.name) if t.part == "text" else "" for t in tensors)
+    return Walk(
+        order=text,
+        quantizable=tuple(t.part == "text" and _allows_quantization(t) for t in tensors),
+        categories=categories,
+        n_attention_wv=sum(1 for k in text
+                           if categories[k] == "attn_v" and tensors[k].kind != "bias"),
+        tied=not any(tensors[k].name == "output" for k in text),
+    )
+
+
+def tensor_types(tensors: Sequence[Tensor], preset: str, info: GgufModelInfo,
+                 walk: Walk | None = None) -> list[str | None]:
     """The type of each tensor (None for non-text parts), with llama.cpp's running counters.
 
     Embeddings count as tied exactly when there is no ``output`` tensor, as llama.cpp decides.
+    ``walk`` is ``plan_walk(tensors)``, when the caller keeps it.
     """
     preset = resolve_preset(preset)
-    order = sorted(range(len(tensors)), key=lambda k: _file_order(tensors[k]))
-    text = [k for k in order if tensors[k].part == "text"]
-    tied = not any(tensors[k].name == "output" for k in text)
-    info = replace(info, tied_embeddings=tied)
-    quantizable = {k for k in text if _allows_quantization(tensors[k])}
-    cats = {k: _category(tensors[k].name) for k in text}
-    n_wv = sum(1 for k in text if cats[k] == "attn_v" and tensors[k].kind != "bias")
+    walk = walk or plan_walk(tensors)
+    info = replace(info, tied_embeddings=walk.tied)
     seen = {"attn_v": 0, "ffn_down": 0, "ffn_gate": 0, "ffn_up": 0}
     out: list[str | None] = [None] * len(tensors)
-    for k in text:
-        if k not in quantizable:
-            out[k] = "F32"
+    for k in walk.order:
+        if not walk.quantizable[k]:
+            out[k] = "F32"  # convert_hf_to_gguf writes these in F32 and llama-quantize copies them
             continue
-        pos = _Ordinals(seen["attn_v"], n_wv, seen["ffn_down"], seen["ffn_gate"], seen["ffn_up"])
-        out[k] = _tensor_type(tensors[k], preset, info, pos)
-        if cats[k] in seen:
-            seen[cats[k]] += 1
+        t, cat = tensors[k], walk.categories[k]
+        pos = _Ordinals(seen["attn_v"], walk.n_attention_wv, seen["ffn_down"], seen["ffn_gate"],
+                        seen["ffn_up"])
+        out[k] = _quantized_type(t, preset, info, pos, cat)
+        if cat in seen:
+            seen[cat] += 1
     return out
 
 
@@ -375,8 +406,13 @@ def gguf_layer_bytes(
 
     What llama.cpp moves to the GPU per offloaded layer (``-ngl``); text tensors only.
     """
+    return bytes_by_layer(tensors, tensor_types(tensors, preset, info))
+
+
+def bytes_by_layer(tensors: Sequence[Tensor], types: Sequence[str | None]) -> dict[int | None, int]:
+    """Bytes per layer of the tensors that have a type (``tensor_types``'s answer)."""
     out: dict[int | None, int] = {}
-    for t, ty in zip(tensors, tensor_types(tensors, preset, info), strict=True):
+    for t, ty in zip(tensors, types, strict=True):
         if ty is not None:
             out[t.layer] = out.get(t.layer, 0) + tensor_bytes(t, ty)
     return out

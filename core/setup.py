@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from core.boundary import largest_fitting
 from core.calibration import FITTED, Calibration
 from core.cpus import Host, ram_needed
 from core.engines import exllamav2, llamacpp, training, transformers, vllm
@@ -76,39 +77,44 @@ class Setup:
         details = est.details
         if self.host is None or not isinstance(details, LlamaCppDetails):
             return True
+        return self._ram_left(details) >= 0
+
+    def _ram_left(self, details: LlamaCppDetails) -> int:
+        assert self.host is not None
         placement = details.placement
         needed = ram_needed(details.system_ram_bytes, placement.vram_bytes.total, self.host,
                             placement.cpu_only)
-        return needed <= self.host.usable_ram_bytes
+        return self.host.usable_ram_bytes - needed
+
+    def margin(self, est: EngineEstimate) -> float | None:
+        """Bytes left under the binding limit (negative: over it), the guide the solvers
+        interpolate on; None where the engine decides fit by more than bytes."""
+        if est.fits_override is not None:
+            return est.fit_margin
+        left = self.gpu.usable_bytes - est.total
+        if self.host is not None and isinstance(est.details, LlamaCppDetails):
+            left = min(left, self._ram_left(est.details))
+        return left
 
 
-def _largest(ok: Callable[[int], bool], low: int, high: int) -> int | None:
-    """Largest n in [low, high] with ok(n), for a monotone ok; None if not even low. Works on
-    whole numbers only and stops after 64 halvings (enough for any 64-bit range), whatever
-    ``ok`` does."""
-    low, high = int(low), int(high)
-    if high < low or not ok(low):
-        return None
-    for _ in range(64):
-        if low >= high:
-            break
-        mid = (low + high + 1) // 2
-        if ok(mid):
-            low = mid
-        else:
-            high = mid - 1
-    return low
+def _probe(setup: Setup, **changes: object) -> tuple[bool, float | None]:
+    est = setup.run(**changes)
+    return setup.fits(est), setup.margin(est)
+
+
+def context_cap(setup: Setup) -> int:
+    """The longest context worth trying: the engine's limit, else the model's."""
+    limit = setup.ctx_limit or setup.model.spec.max_position
+    return min(int(limit), MAX_CONTEXT_CAP) if isinstance(limit, int) and limit > 0 \
+        else MAX_CONTEXT_CAP
 
 
 def max_context(setup: Setup) -> int | None:
-    limit = setup.ctx_limit or setup.model.spec.max_position
-    cap = min(int(limit), MAX_CONTEXT_CAP) if isinstance(limit, int) and limit > 0 \
-        else MAX_CONTEXT_CAP
-    return _largest(lambda n: setup.fits(setup.run(ctx=n, prompt=None)), 1, cap)
+    return largest_fitting(lambda n: _probe(setup, ctx=n, prompt=None), 1, context_cap(setup))
 
 
 def max_batch(setup: Setup) -> int | None:
-    return _largest(lambda n: setup.fits(setup.run(batch=n)), 1, MAX_BATCH_CAP)
+    return largest_fitting(lambda n: _probe(setup, batch=n), 1, MAX_BATCH_CAP)
 
 
 def best_quant(setup: Setup) -> str | None:

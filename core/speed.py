@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from core import gguf
 from core.engines.base import release_numbers
-from core.formats import BYTES_16, WeightFormat, gguf_info, is_gguf, tensor_bytes
+from core.formats import BYTES_16, WeightFormat, gguf_types, is_gguf, tensor_bytes
 from core.kv import kv_bytes
 from core.memo import per_spec
 from core.spec import ModelSpec
@@ -306,7 +306,7 @@ def _reads(spec: ModelSpec, fmt: WeightFormat) -> _Reads:
     the tied embedding acting as one) is read in full, routed experts as far as they are used."""
     sized: list[tuple[Tensor, int]]
     if is_gguf(fmt.name):
-        types = gguf.tensor_types(spec.tensors, fmt.name, gguf_info(spec))
+        types = gguf_types(spec, fmt.name)
         sized = [(t, gguf.tensor_bytes(t, ty)) for t, ty in zip(spec.tensors, types, strict=True)
                  if ty is not None]
     else:

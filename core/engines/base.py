@@ -75,6 +75,7 @@ class EngineEstimate:
     warnings: list[str] = field(default_factory=list)
     # Engines that fill a fixed budget (vLLM) decide fit by more than the total.
     fits_override: bool | None = None
+    fit_margin: int | None = None  # with an override: its bytes left (negative: short)
     details: EngineDetails = field(kw_only=True)
 
     @property

@@ -20,7 +20,7 @@ from __future__ import annotations
 from core import gguf
 from core.engines.base import GGML_CUDA_OVERHEAD, EngineEstimate, Scenario
 from core.engines.details import LlamaCppDetails, Placement, RamBytes, ReadPerToken, VramBytes
-from core.formats import WeightFormat, gguf_info, is_gguf, layer_weight_bytes, named_tensor_bytes
+from core.formats import WeightFormat, gguf_types, is_gguf, layer_weight_bytes, named_tensor_bytes
 from core.kv import KV_ELEMENT_BYTES
 from core.memo import per_spec
 from core.spec import ModelSpec
@@ -76,7 +76,7 @@ def _routed_by_layer(spec: ModelSpec, fmt: WeightFormat) -> dict[int, int]:
     """Bytes of the routed-expert tensors of each layer, of which a token reads top_k/n_experts."""
     out: dict[int, int] = {}
     if spec.moe is not None and is_gguf(fmt.name):
-        types = gguf.tensor_types(spec.tensors, fmt.name, gguf_info(spec))
+        types = gguf_types(spec, fmt.name)
         for t, ty in zip(spec.tensors, types, strict=True):
             if ty is not None and t.layer is not None and t.name.endswith("_exps"):
                 out[t.layer] = out.get(t.layer, 0) + gguf.tensor_bytes(t, ty)

@@ -176,7 +176,12 @@ def estimate(sc: Scenario) -> EngineEstimate:
     capacity = layout.logged_tokens(blocks)
     per_request = max(1, layout.blocks_per_request(req.ctx, tokens))
     fits = weights + act + non_torch < budget and blocks >= per_request * req.batch
-    est = EngineEstimate(weights, pool, act, non_torch, fits_override=fits, details=VllmDetails(
+    headroom = int((blocks - per_request * req.batch) * layout.block_bytes)
+    # What the solvers interpolate on: the KV headroom, or how far the fixed part overflows.
+    margin = headroom if weights + act + non_torch < budget else \
+        min(headroom, budget - weights - act - non_torch - 1)
+    est = EngineEstimate(weights, pool, act, non_torch, fits_override=fits, fit_margin=margin,
+                         details=VllmDetails(
         budget_bytes=budget, gpu_memory_utilization=util,
         kv_cache_tokens=capacity, kv_blocks=blocks,
         max_concurrency=round(blocks / per_request, 2) if req.ctx else None,
@@ -184,7 +189,7 @@ def estimate(sc: Scenario) -> EngineEstimate:
         kv_bytes_per_token=round(layout.token_bytes, 1),
         kv_groups=len(layout.groups),
         max_num_batched_tokens=tokens, max_num_seqs=seqs,
-        headroom_bytes=int((blocks - per_request * req.batch) * layout.block_bytes),
+        headroom_bytes=headroom,
     ))
     est.assumptions.append(
         f"{engine} reserves {util:g} x GPU memory and fills what weights and the profiling run "
