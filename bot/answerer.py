@@ -21,12 +21,13 @@ if TYPE_CHECKING:
     from bot.charts import ChartLinks
     from bot.compute import ReportRunner
     from bot.ratelimit import RateLimiter
+    from bot.report_store import RedisReportStore
 
 
 class Answerer:
     def __init__(self, hub: HubSettings, cache: ConfigCache, limiter: RateLimiter,
                  metrics: Any = None, runner: ReportRunner | None = None,
-                 cache_size: int = 4096) -> None:
+                 cache_size: int = 4096, shared: RedisReportStore | None = None) -> None:
         self.hub = hub
         self.cache = cache
         self.limiter = limiter
@@ -37,6 +38,7 @@ class Answerer:
         # only answers that need no Hub (bundled models, sizes), so nothing goes stale.
         self.answers: LRUCache[str, Answer] = LRUCache(maxsize=cache_size or 1)
         self.cache_size = cache_size
+        self.shared = shared  # with REDIS_URL: reports every replica has worked out
 
     async def check_rate(self, caller: Caller) -> None:
         for key in caller.keys:
@@ -61,11 +63,18 @@ class Answerer:
         if key is not None and (hit := self.answers.get(key)) is not None:
             self._count_cache("hit")
             return hit
+        if key is not None and self.shared is not None \
+                and (stored := await self.shared.get(key)) is not None:
+            self._count_cache("shared_hit")
+            self.answers[key] = stored
+            return stored
         found = await answer(command, self.hub, self.cache, config,
                              self.runner.run if self.runner is not None else None)
         if key is not None and _needs_no_hub(found):
             self._count_cache("miss")
             self.answers[key] = found
+            if self.shared is not None and isinstance(found, Report):
+                await self.shared.put(key, found)
         if isinstance(found, Report) and self.metrics is not None:
             self.metrics.estimate_seconds.observe(time.perf_counter() - start)
         return found

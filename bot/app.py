@@ -447,6 +447,16 @@ async def _not_ready_on_shutdown(app: web.Application) -> None:
     app[READY].clear()  # load balancers stop sending while in-flight requests finish
 
 
+def _pool_share(workers: int) -> int | None:
+    """Each worker's estimate processes when not set: the CPUs divided between the workers,
+    so N workers on N CPUs run N pools of one, not N pools of N."""
+    if workers <= 1:
+        return None  # the pool's own default
+    from bot.cpus import usable_cpus
+
+    return max(1, usable_cpus() // workers)
+
+
 def create_app(settings: Settings) -> web.Application:
     """The service, wired from ``settings``: one Hub cache shared by every request."""
     app = web.Application(middlewares=[request_middleware], client_max_size=MAX_BODY_BYTES,
@@ -482,10 +492,16 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.rate_limits:
         app[LIMITER] = NoRateLimits()
     app[PROXIES] = settings.proxy_networks()
-    runner = ReportRunner(settings.estimate_processes, settings.estimate_budget_s)
+    runner = ReportRunner(settings.estimate_processes or _pool_share(settings.workers),
+                          settings.estimate_budget_s)
     app[RUNNER] = runner
+    shared = None
+    if settings.redis_url is not None and settings.report_cache_size:
+        from bot.report_store import RedisReportStore
+
+        shared = RedisReportStore(app[REDIS])
     app[ANSWERER] = Answerer(hub, app[CACHE], app[LIMITER], metrics, runner,
-                             settings.report_cache_size)
+                             settings.report_cache_size, shared)
 
     async def close_runner(_: web.Application) -> None:
         await runner.close()

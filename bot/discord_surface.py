@@ -87,6 +87,8 @@ def mount(app: web.Application, settings: Settings) -> str:
         registers = (f"registers the {scope} commands at start-up" if token and app_id else
                      "set DISCORD_BOT_TOKEN and DISCORD_APPLICATION_ID to register the commands")
         return f"on (HTTP interactions endpoint POST {INTERACTIONS_PATH}; {registers})"
+    if settings.worker_index > 0:  # one gateway session per bot: the first worker holds it
+        return "on in the first worker (gateway bot)"
     app.cleanup_ctx.append(GatewayBot(handler, settings).lifecycle)
     shards = f", {settings.discord_shard_count} shards" if settings.discord_shard_count else ""
     return f"on (gateway bot{shards}; {scope} commands)"
@@ -191,7 +193,8 @@ class HttpSurface:
             rest = DiscordRest(session, self.settings.discord_api_url, token or None)
             self.endpoint = InteractionEndpoint(self.handler, rest, session)
             registering = None
-            if token and self.settings.discord_application_id:
+            if token and self.settings.discord_application_id \
+                    and self.settings.worker_index == 0:  # once, not once per worker
                 registering = asyncio.ensure_future(self.register(rest))
             try:
                 yield

@@ -14,15 +14,46 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from core.errors import UserError
 
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
 log = logging.getLogger("fits.service")
 
-def serve() -> int:
+def _settings() -> Settings | int:
+    """The settings from the environment and .env, or the exit status after saying in one
+    sentence which one is wrong (without its value: it may be a secret)."""
+    from bot.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = str(error["loc"][0]) if error["loc"] else "a setting"
+        reason = str(error["msg"]).removeprefix("Value error, ")
+        print(f"error: the setting {where.upper()} is not valid ({reason}).", file=sys.stderr)
+        return 2
+
+
+def _cannot_listen(settings: Settings, exc: OSError) -> int:
+    reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+    print(f"error: fits-bot cannot listen on {settings.host}:{settings.port} "
+          f"({reason.lower()}).", file=sys.stderr)
+    print("hint: set PORT (and HOST) to an address of this machine that nothing else "
+          "uses.", file=sys.stderr)
+    return 1
+
+
+def serve(announce: bool = True) -> int:
+    """One process serving HOST:PORT; ``announce``: log the start-up lines (the first worker
+    of several does, the others stay quiet)."""
     # huggingface_hub reads these when first imported: no progress bars in a server's log.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_VERBOSITY", "error")
@@ -30,56 +61,59 @@ def serve() -> int:
 
     from bot.app import configure_logging, create_app
     from bot.services import SURFACES
-    from bot.settings import Settings
 
+    settings = _settings()
+    if isinstance(settings, int):
+        return settings
     try:
-        settings = Settings()
         # Logging first: what the surfaces' libraries say while they are wired goes out as JSON.
         configure_logging(settings)
         app = create_app(settings)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = str(error["loc"][0]) if error["loc"] else "a setting"
-        reason = str(error["msg"]).removeprefix("Value error, ")
-        print(f"error: the setting {where.upper()} is not valid ({reason}).", file=sys.stderr)
-        return 2
     except UserError as err:
         print(f"error: {err.message}", file=sys.stderr)
         if err.hint:
             print(f"hint: {err.hint}", file=sys.stderr)
         return 2
-    for name, state in app[SURFACES]:
-        log.info(f"{name}: {state}", extra={"fields": {"surface": name, "state": state}})
-    log.info("starting", extra={"fields": {
-        "host": settings.host, "port": settings.port, "hub_offline": settings.hub().offline,
-        "hub_token": "set" if settings.hf_token else "unset",
-        "shutdown_timeout_s": settings.shutdown_timeout_s}})
+    if announce:
+        for name, state in app[SURFACES]:
+            log.info(f"{name}: {state}", extra={"fields": {"surface": name, "state": state}})
+        log.info("starting", extra={"fields": {
+            "host": settings.host, "port": settings.port, "workers": settings.workers,
+            "hub_offline": settings.hub().offline,
+            "hub_token": "set" if settings.hf_token else "unset",
+            "shutdown_timeout_s": settings.shutdown_timeout_s}})
     try:
         web.run_app(app, host=settings.host, port=settings.port, reuse_port=settings.workers > 1,
                     shutdown_timeout=settings.shutdown_timeout_s, access_log=None, print=None)
     except OSError as exc:  # the port is taken, the address is not this host's, no permission
-        reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
-        print(f"error: fits-bot cannot listen on {settings.host}:{settings.port} "
-              f"({reason.lower()}).", file=sys.stderr)
-        print("hint: set PORT (and HOST) to an address of this machine that nothing else "
-              "uses.", file=sys.stderr)
-        return 1
-    log.info("stopped")
+        return _cannot_listen(settings, exc)
+    if announce:
+        log.info("stopped")
     return 0
 
 
 def serve_workers(count: int) -> int:
     """``count`` processes serving the same port (SO_REUSEPORT: the kernel spreads connections
-    evenly over them), each its own event loop and estimate pool. SIGTERM/SIGINT reach every
-    worker, which drain as one service would; the exit status is the worst of theirs."""
-    os.environ["FITS_WORKERS"] = str(count)
+    evenly over them), each its own event loop and estimate pool. The settings and the port
+    are checked once, here, so a mistake is said once; SIGTERM/SIGINT reach every worker,
+    which drain as one service would; the exit status is the worst of theirs."""
+    settings = _settings()
+    if isinstance(settings, int):
+        return settings
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            probe.bind((settings.host, settings.port))
+    except OSError as exc:
+        return _cannot_listen(settings, exc)
     children: list[int] = []
-    for _ in range(count):
+    for index in range(count):
         pid = os.fork()
         if pid == 0:  # a worker: build its own app after the fork, never share a loop
             code = 1
+            os.environ["FITS_WORKER_INDEX"] = str(index)
             try:
-                code = serve()
+                code = serve(announce=index == 0)
             finally:
                 os._exit(code)
         children.append(pid)
@@ -104,15 +138,30 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("serve", help="serve the web page, the JSON API, health and metrics on "
                                        "HOST:PORT")
     run.add_argument("--workers", type=int, default=None, metavar="N",
-                     help="worker processes on the same port (default: FITS_WORKERS or 1; "
-                          "give the CPU count to use every core)")
+                     help="worker processes on the same port (default: FITS_WORKERS, else one "
+                          "per CPU this process may use, a container's CPU limit included)")
     args = parser.parse_args(argv)
-    count = args.workers if args.workers is not None else int(os.environ.get("FITS_WORKERS", 1))
-    if not 1 <= count <= 256:
-        print("error: --workers takes 1 to 256.", file=sys.stderr)
+    count = args.workers if args.workers is not None else _workers_from_env()
+    if count is None or not 1 <= count <= 256:
+        print("error: the number of workers (--workers or FITS_WORKERS) must be 1 to 256 or "
+              "auto.", file=sys.stderr)
+        print("hint: leave FITS_WORKERS unset (or auto) for one worker per CPU.", file=sys.stderr)
         return 2
+    os.environ["FITS_WORKERS"] = str(count)  # every worker's settings see the count
     return serve() if count == 1 else serve_workers(count)
 
+
+def _workers_from_env() -> int | None:
+    from dotenv import dotenv_values
+
+    from bot.cpus import usable_cpus
+
+    # The environment first, then .env, as the settings read them.
+    text = (os.environ.get("FITS_WORKERS") or dotenv_values(".env").get("FITS_WORKERS")
+            or "auto").strip().lower()
+    if text in ("", "auto"):
+        return min(256, usable_cpus())
+    return int(text) if text.isdigit() else None
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -38,7 +38,8 @@ class Metrics:
         self.cache_lookups = Counter("fits_hub_cache_lookups", "Hub cache lookups, by result.",
                                      ["result"], registry=self.registry)
         self.report_cache = Counter("fits_report_cache_lookups",
-                                    "Answers looked up in the report cache, by result.",
+                                    "Answers looked up in the report cache, by result: hit (this "
+                                    "process), shared_hit (Redis: another replica's), miss.",
                                     ["result"], registry=self.registry)
         for outcome in ("ok", "user_error", "bad_request", "error"):
             self.requests.labels("api", outcome)

@@ -43,9 +43,12 @@ class Settings(BaseSettings):
     # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the API caller.
     trusted_proxies: str = Field(default="", validation_alias="FITS_TRUSTED_PROXIES")
     log_probes: bool = Field(default=False, validation_alias="FITS_LOG_PROBES")
-    # Worker processes of `fits-bot serve` (--workers sets it for them): each serves the same
-    # port through SO_REUSEPORT.
+    # Worker processes of `fits-bot serve`, each serving the same port through SO_REUSEPORT;
+    # serve resolves "auto" (one per usable CPU) and sets the number for them.
     workers: int = Field(default=1, ge=1, le=256, validation_alias="FITS_WORKERS")
+    # Which worker this process is (serve sets it): only the first keeps the connections that
+    # one bot may hold once (the Discord gateway, Slack's Socket Mode, command registration).
+    worker_index: int = Field(default=0, ge=0, le=255, validation_alias="FITS_WORKER_INDEX")
     # Answers kept for repeated questions (bundled models and sizes; per process). 0: none.
     report_cache_size: int = Field(default=4096, ge=0, le=1_000_000,
                                    validation_alias="FITS_REPORT_CACHE_SIZE")
@@ -120,6 +123,15 @@ class Settings(BaseSettings):
     # Repositories whose every issue also gets plain questions answered ("owner/name" or
     # "owner/*", comma-separated); elsewhere only issues with the label "fits" do.
     github_plain_questions: str = Field(default="", validation_alias="GITHUB_PLAIN_QUESTIONS")
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "auto"):
+            from bot.cpus import usable_cpus
+
+            return min(256, usable_cpus())
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -145,9 +145,11 @@ def mount(app: web.Application, settings: Settings) -> str:
     if signing_secret:
         app.router.add_post(EVENTS_PATH, _events_handler(bolt, auth, signing_secret, record))
         modes.append(f"HTTP at {EVENTS_PATH}")
-    if app_token:
+    if app_token and settings.worker_index == 0:  # one Socket Mode connection, the first worker's
         app.cleanup_ctx.append(_socket_mode(bolt, app_token, auth))
         modes.append("Socket Mode")
+    elif app_token:
+        modes.append("Socket Mode in the first worker")
     # Whether Slack accepts the bot token is known only at start-up (BotAuth logs it then).
     return f"on ({'; '.join(modes)}) if Slack accepts SLACK_BOT_TOKEN (auth.test at start-up)"
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetPydanticSchema
 from pydantic_core import CoreSchema, core_schema
 
-from core.engines.details import ReportDetails, as_json
+from core.engines.details import ReportDetails, as_json, from_tagged, to_tagged
 
 
 class _Model(BaseModel):
@@ -113,3 +114,22 @@ class Report(_Model):
     reason: str | None = None  # why NO (the engine's refusal, vLLM's pool) or how it splits
     rules: list[RuleFinding] = []
     run: RunInfo | None = None  # how to run it, when it fits
+
+
+def report_to_json(report: Report) -> str:
+    """The report as JSON that ``report_from_json`` turns back into an equal Report (the JSON
+    `fits --json` prints flattens engine_details and cannot): what a shared cache stores."""
+    body = report.model_dump(mode="json", exclude={"engine_details"})
+    return json.dumps({"report": body, "details": to_tagged(report.engine_details)},
+                      separators=(",", ":"))
+
+
+def report_from_json(text: str | bytes) -> Report:
+    """The Report ``report_to_json`` wrote; ValueError (pydantic's included) for anything else."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("report"), dict):
+        raise ValueError("not a stored report")
+    details = from_tagged(data.get("details"))
+    if not isinstance(details, ReportDetails):
+        raise ValueError("a stored report without its engine details")
+    return Report.model_validate({**data["report"], "engine_details": details})

@@ -30,6 +30,13 @@ def details_of(report: Report, kind: type[D]) -> D:
     return details
 
 
+@pytest.fixture(autouse=True)
+def one_worker(monkeypatch):
+    """`fits-bot serve` runs one worker per CPU by default; a test that calls it in this process
+    must not fork pytest, so tests get one unless they ask for more (test_faults pops it)."""
+    monkeypatch.setenv("FITS_WORKERS", "1")
+
+
 @pytest.fixture
 def fits():
     return run_command

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from core.answer import hub_job, with_hub_details
+from core.answer import estimate_command, hub_job, with_hub_details
 from core.engines.details import (
     ExllamaDetails,
     LlamaCppDetails,
@@ -18,11 +18,12 @@ from core.engines.details import (
     TransformersDetails,
     VllmDetails,
 )
+from core.errors import UserError
 from core.hub_protocol import HubSite
 from core.hub_records import GgufFile, HubOk
 from core.hub_resolve import resolve_record
 from core.parser import EstimateCommand, parse_command
-from core.report import Report
+from core.report import Report, report_from_json, report_to_json
 from core.snapshot import entries
 from tests.conftest import run_command
 
@@ -136,3 +137,31 @@ def test_details_are_frozen_for_mypy(tmp_path: Path) -> None:
     out, _, _ = api.run(["--strict", "--cache-dir", str(tmp_path / "cache"),
                          str(tmp_path / "snippet.py")])
     assert 'Property "weights_total_bytes" defined in "ReportDetails" is read-only' in out
+
+
+@pytest.mark.parametrize("tail", ["q4 gpu=24GB", "q4_k_m gpu=8GB ram=32GB",
+                                  "awq engine=vllm gpu=2xa100-80g", "exl2=4.0 gpu=3090",
+                                  "mode=train train=qlora gpu=24GB"])
+def test_every_report_reads_back_equal_from_its_stored_json(tail: str) -> None:
+    """What the shared report cache stores (core.report.report_to_json) gives back the same
+    typed report, engine details included, for every bundled model."""
+    compared = 0
+    for repo_id in sorted(entries()):
+        command = parse_command(f"{repo_id} {tail}")
+        assert isinstance(command, EstimateCommand)
+        try:
+            report = estimate_command(command)
+        except UserError:
+            continue
+        assert report_from_json(report_to_json(report)) == report
+        compared += 1
+    assert compared > 100
+
+
+def test_a_stored_report_builds_only_the_details_classes() -> None:
+    text = report_to_json(estimate_command(parse_command("llama-2-7b q4 gpu=4090")))
+    for forged in (text.replace('"$":"ReportDetails"', '"$":"Popen"'),
+                   text.replace('"$":"ReportDetails"', '"$":"os.system"'),
+                   text.replace('"weights_total_bytes"', '"__class__"'), "[]", "{}", '"x"'):
+        with pytest.raises(ValueError):
+            report_from_json(forged)

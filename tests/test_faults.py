@@ -214,8 +214,10 @@ async def test_the_hub_fallback_hint_names_each_surfaces_own_way_to_give_a_confi
 
 
 def test_workers_share_the_port_and_stop_together(tmp_path) -> None:
-    """fits-bot serve --workers 2: two processes on one port (SO_REUSEPORT), both answering,
-    both gone after one SIGTERM to the parent, which exits 0."""
+    """fits-bot serve with FITS_WORKERS unset: one worker per usable CPU on one port
+    (SO_REUSEPORT), all answering, one start-up log, all gone after one SIGTERM to the parent,
+    which exits 0."""
+    import json
     import os
     import signal
     import subprocess
@@ -223,13 +225,15 @@ def test_workers_share_the_port_and_stop_together(tmp_path) -> None:
     import time
     import urllib.request
 
+    from bot.cpus import usable_cpus
     from tests.conftest import free_port
 
     port = free_port()
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "HF_HUB_OFFLINE": "1",
            "LOG_LEVEL": "INFO"}
     env.pop("REDIS_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--workers", "2"], env=env,
+    env.pop("FITS_WORKERS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30
@@ -246,4 +250,58 @@ def test_workers_share_the_port_and_stop_together(tmp_path) -> None:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
-    assert out.count('"starting"') == 2 or out.count("starting") >= 2, out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    starts = [line for line in lines if line.get("message") == "starting"]
+    assert len(starts) == 1, out
+    assert starts[0]["workers"] == usable_cpus()
+
+
+@pytest.mark.parametrize(("files", "cpus"), [
+    ({"cpu.max": "150000 100000\n"}, 2),  # cgroup v2: 1.5 CPUs of time is two workers
+    ({"cpu.max": "50000 100000\n"}, 1),
+    ({"cpu.max": "max 100000\n"}, None),  # no limit: the affinity mask
+    ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None),
+])
+def test_the_worker_count_follows_a_containers_cpu_limit(tmp_path, files, cpus) -> None:
+    import os
+
+    from bot.cpus import usable_cpus
+
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    mask = len(os.sched_getaffinity(0))
+    assert usable_cpus(tmp_path) == (min(mask, cpus) if cpus is not None else mask)
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-1", "999"])
+def test_a_bad_worker_count_is_one_sentence(monkeypatch, capsys, value) -> None:
+    monkeypatch.setenv("FITS_WORKERS", value)
+    assert serve_main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the number of workers") and "Traceback" not in err
+
+
+def test_only_the_first_worker_holds_the_bots_single_connections() -> None:
+    """One bot may hold one Discord gateway session and should hold one Socket Mode connection:
+    with several workers the others serve HTTP only (and do not register commands again)."""
+    from bot.services import SURFACES
+    from tests.test_service import make_settings
+
+    chat = {"DISCORD_BOT_TOKEN": "discord-token", "DISCORD_APPLICATION_ID": "123",
+            "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "FITS_WORKERS": 2}
+    first_app = create_app(make_settings(**chat, FITS_WORKER_INDEX=0))
+    first = dict(first_app[SURFACES])
+    other_app = create_app(make_settings(**chat, FITS_WORKER_INDEX=1))
+    other = dict(other_app[SURFACES])
+    assert first["Discord"].startswith("on (gateway bot")
+    assert other["Discord"] == "on in the first worker (gateway bot)"
+    assert "Socket Mode in the first worker" in other["Slack"]
+    assert "Socket Mode in the first worker" not in first["Slack"]
+    def connections(app) -> list[str]:
+        names = [getattr(ctx, "__qualname__", "") for ctx in app.cleanup_ctx]
+        return [n for n in names if "GatewayBot" in n or "socket_mode" in n]
+
+    assert len(connections(first_app)) == 2 and connections(other_app) == []

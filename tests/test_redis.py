@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bot.app import REDIS, create_app
+from bot.app import ANSWERER, REDIS, create_app
 from bot.redis_store import RedisConfigCache, RedisLink, RedisRateLimiter, connect
+from core.parser import parse_command
 from tests.conftest import free_port
 from tests.test_service import make_settings
 
@@ -108,3 +109,41 @@ async def test_a_killed_redis_under_load_drops_nothing(redis_server, aiohttp_cli
     statuses, _ = await asyncio.gather(_load(client, 300), kill_soon())
     assert statuses == [200] * 300
     assert not client.app[REDIS].up
+
+
+async def _cache_metric(client, result: str) -> float:
+    text = await (await client.get("/metrics")).text()
+    line = f'fits_report_cache_lookups_total{{result="{result}"}} '
+    return next((float(x.split()[-1]) for x in text.splitlines() if x.startswith(line)), 0.0)
+
+
+async def test_a_report_one_replica_worked_out_is_served_by_the_other(redis_url, aiohttp_client):
+    settings = make_settings(REDIS_URL=redis_url)
+    first = await aiohttp_client(create_app(settings))
+    second = await aiohttp_client(create_app(settings))
+    q = {"q": "moonshotai/Kimi-K2-Instruct Q2_K gpu=4090 ram=512GB"}
+    worked_out = await (await first.get("/api/v1/fits", params=q)).json()
+    shared = await (await second.get("/api/v1/fits", params=q)).json()
+    assert shared == worked_out and worked_out["model"]["id"] == "moonshotai/Kimi-K2-Instruct"
+    assert await _cache_metric(first, "miss") == 1 and await _cache_metric(second, "shared_hit") == 1
+    # The surfaces render the typed report, not the JSON: the web page agrees word for word.
+    pages = [await (await app.get("/", params=q)).text() for app in (first, second)]
+    assert pages[0] == pages[1] and "Kimi-K2-Instruct" in pages[0]
+
+
+async def test_a_forged_or_broken_stored_report_is_a_miss_not_an_answer(redis_url, aiohttp_client):
+    settings = make_settings(REDIS_URL=redis_url)
+    client = await aiohttp_client(create_app(settings))
+    store = client.app[ANSWERER].shared
+    q = "meta-llama/Llama-2-7b q4 gpu=24GB"
+    key = repr(parse_command(q))
+    honest = await (await client.get("/api/v1/fits", params={"q": q})).json()
+    raw = await store.link.client.get(store._key(key))
+    forged = raw.replace(b'"$":"ReportDetails"', b'"$":"Popen"')
+    for stored in (forged, b"\x80\x04pickle", raw[: len(raw) // 2]):
+        await store.link.client.set(store._key(key), stored)
+        fresh = await aiohttp_client(create_app(settings))
+        resp = await fresh.get("/api/v1/fits", params={"q": q})
+        assert resp.status == 200 and await resp.json() == honest
+        assert await _cache_metric(fresh, "miss") == 1
+        assert await _cache_metric(fresh, "shared_hit") == 0

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 OMIT_NONE = {"json": "omit_none"}
 FLATTEN = {"json": "flatten"}  # left out while None, too
 T = TypeVar("T")
+# Every class of this module by name (``frozen`` adds each): what ``from_tagged`` may build.
+_KINDS: dict[str, type] = {}
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
@@ -30,7 +32,10 @@ def frozen(cls: type[T]) -> type[T]:
     slower (bench.latency). mypy (strict over core, adapters, bot and bench) rejects every
     assignment to a field, so nothing changes a value once built: dataclasses.replace makes
     changed copies. Hashable like a frozen dataclass."""
-    return dataclass(slots=True, unsafe_hash=True)(cls)
+    built = dataclass(slots=True, unsafe_hash=True)(cls)
+    _KINDS[built.__name__] = built
+    return built
+
 
 
 @frozen
@@ -222,3 +227,38 @@ def _json_value(item: object) -> object:
     if isinstance(item, tuple):
         return [_json_value(x) for x in item]
     return item
+
+
+def to_tagged(value: object) -> object:
+    """``value`` as plain JSON that keeps its types: each dataclass an object with its class
+    name under "$", each tuple an object holding its items under "$tuple". What a report cache
+    shared between processes stores (``as_json`` is flat and loses the types)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {"$": type(value).__name__,
+                **{f.name: to_tagged(getattr(value, f.name)) for f in fields(value)}}
+    if isinstance(value, tuple):
+        return {"$tuple": [to_tagged(x) for x in value]}
+    if isinstance(value, list):
+        return [to_tagged(x) for x in value]
+    return value
+
+
+def from_tagged(data: object) -> object:
+    """The value ``to_tagged`` wrote. Builds only the classes of this module; anything else
+    (a name it does not know, a field a class does not have) raises ValueError."""
+    if isinstance(data, list):
+        return [from_tagged(x) for x in data]
+    if not isinstance(data, dict):
+        return data
+    if "$tuple" in data:
+        items = data["$tuple"]
+        if not isinstance(items, list):
+            raise ValueError("a tagged tuple holds a list")
+        return tuple(from_tagged(x) for x in items)
+    kind = _KINDS.get(str(data.get("$")))
+    if kind is None:
+        raise ValueError(f"not a details class: {data.get('$')!r}")
+    try:
+        return kind(**{k: from_tagged(v) for k, v in data.items() if k != "$"})
+    except TypeError as exc:
+        raise ValueError(str(exc)) from exc
