@@ -5,6 +5,7 @@ an Answer to render, or a UserError (RateLimited included) whose sentence and hi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
@@ -37,6 +38,10 @@ class Answerer:
         # Answers to repeated questions, by the parsed command (every default filled in):
         # only answers that need no Hub (bundled models, sizes), so nothing goes stale.
         self.answers: LRUCache[str, Answer] = LRUCache(maxsize=cache_size or 1)
+        # The hot path of a repeated question skips the parser too: the exact text as sent
+        # maps to its parsed key, and the key to its rendered JSON.
+        self.keys_by_text: LRUCache[str, str] = LRUCache(maxsize=cache_size or 1)
+        self.rendered: LRUCache[tuple[str, str], str] = LRUCache(maxsize=cache_size or 1)
         self.cache_size = cache_size
         self.shared = shared  # with REDIS_URL: reports every replica has worked out
 
@@ -52,32 +57,59 @@ class Answerer:
     async def answer(self, text: str, caller: Caller | None = None,
                      config: dict[str, Any] | None = None) -> Answer:
         """The answer to one command. Raises UserError (with RateLimited) for the user to see."""
+        found, _ = await self._answer(text, caller, config)
+        return found
+
+    async def answer_rendered(self, text: str, caller: Caller | None,
+                              config: dict[str, Any] | None, kind: str,
+                              render: Callable[[Answer], str]) -> str:
+        """``render(answer)``, kept with the answer when it is cached (``kind`` names the
+        rendering: the same answer renders once per kind)."""
+        found, key = await self._answer(text, caller, config)
+        if key is None:
+            return render(found)
+        if (hit := self.rendered.get((key, kind))) is None:
+            hit = self.rendered[(key, kind)] = render(found)
+        return hit
+
+    async def _answer(self, text: str, caller: Caller | None,
+                      config: dict[str, Any] | None) -> tuple[Answer, str | None]:
+        """The answer and its cache key (None: not cached)."""
         if len(text) > MAX_INPUT_CHARS:
             raise UserError(f"That command is too long ({len(text):,} characters, limit 2,000).",
                             "Shorten it to the model, a quantization and a few key=value options.")
         if caller is not None:
             await self.check_rate(caller)
+        cacheable = config is None and self.cache_size > 0
+        if cacheable and (key := self.keys_by_text.get(text)) is not None \
+                and (hit := self.answers.get(key)) is not None:
+            self._count_cache("hit")
+            return hit, key
         start = time.perf_counter()
         command = parse_command(text)
-        key = repr(command) if config is None and self.cache_size else None
+        key = repr(command) if cacheable else None
         if key is not None and (hit := self.answers.get(key)) is not None:
             self._count_cache("hit")
-            return hit
+            self.keys_by_text[text] = key
+            return hit, key
         if key is not None and self.shared is not None \
                 and (stored := await self.shared.get(key)) is not None:
             self._count_cache("shared_hit")
             self.answers[key] = stored
-            return stored
+            self.keys_by_text[text] = key
+            return stored, key
         found = await answer(command, self.hub, self.cache, config,
                              self.runner.run if self.runner is not None else None)
-        if key is not None and _needs_no_hub(found):
-            self._count_cache("miss")
-            self.answers[key] = found
-            if self.shared is not None and isinstance(found, Report):
-                await self.shared.put(key, found)
         if isinstance(found, Report) and self.metrics is not None:
             self.metrics.estimate_seconds.observe(time.perf_counter() - start)
-        return found
+        if key is None or not _needs_no_hub(found):
+            return found, None
+        self._count_cache("miss")
+        self.answers[key] = found
+        self.keys_by_text[text] = key
+        if self.shared is not None and isinstance(found, Report):
+            await self.shared.put(key, found)
+        return found, key
 
     def _count_cache(self, result: str) -> None:
         if self.metrics is not None:

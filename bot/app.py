@@ -16,6 +16,7 @@ generic sentence and the request id, and the traceback goes to the log. Logs are
 from __future__ import annotations
 
 import asyncio
+import gc
 import contextvars
 import json
 import logging
@@ -347,8 +348,8 @@ async def _answer(request: web.Request, text: str,
     from adapters.json_api import answer_json
 
     caller = Caller((f"api:{api_client(request)}",))
-    answer = await request.app[ANSWERER].answer(text, caller, config)
-    return web.Response(text=answer_json(answer), content_type="application/json")
+    body = await request.app[ANSWERER].answer_rendered(text, caller, config, "json", answer_json)
+    return web.Response(text=body, content_type="application/json")
 
 
 def api_client(request: web.Request) -> str:
@@ -436,6 +437,11 @@ def _warm_up() -> None:
 
 async def _lifecycle(app: web.Application) -> Any:
     await asyncio.to_thread(_warm_up)
+    # What start-up loaded (modules, the snapshot, the GPU catalogue, the estimator's tables)
+    # lives as long as the process: frozen out of the collector's reach, a full collection no
+    # longer walks it.
+    gc.collect()
+    gc.freeze()
     app[READY].set()
     log.info("ready", extra={"fields": {"hub_offline": app[HUB].offline,
                                         "hub_endpoint": app[HUB].endpoint}})

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README, CI): the system packages the tests use (redis-server,
-# docker-compose, chromium), the Python environment,
+# docker-compose, chromium, wrk), the Python environment,
 # then lint, type-check and the suite. Run from anywhere; it works in the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # Debian's chromium for the web page's browser test (Playwright drives it; no browser download).
 { command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } \
   || need+=(chromium)
+# wrk, the load client of bench/throughput.py (its test drives it briefly).
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 if [ ${#need[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "The tests need ${need[*]}; install it with your package manager and run this again." >&2

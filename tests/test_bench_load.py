@@ -3,7 +3,10 @@ and with hostile configs mixed in nothing is a 5xx and the health probe never fa
 
 from __future__ import annotations
 
+import pytest
+
 from bench.load import main
+from bench.throughput import main as throughput
 
 
 def test_the_load_benchmark_runs_and_hostile_configs_get_no_5xx(capsys) -> None:
@@ -11,3 +14,18 @@ def test_the_load_benchmark_runs_and_hostile_configs_get_no_5xx(capsys) -> None:
     out = capsys.readouterr().out
     assert "requests   40 of 40" in out and "500" not in out.split("statuses", 1)[1].split("\n")[0]
     assert "0 failed" in out
+
+
+@pytest.mark.parametrize("client", ["wrk", "python"])
+def test_the_throughput_benchmark_measures_all_four_loads(capsys, client) -> None:
+    """bench.throughput briefly, with wrk (scripts/test.sh installs it) and with its own
+    client: the ceiling, repeated, cold and warm distinct questions, no errors."""
+    assert throughput(["--seconds", "1", "--distinct", "6", "-c", "4",
+                       "--client", client]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "ms |" in line]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| hello-world aiohttp (the ceiling)", "| repeated: 4 questions in turn",
+        "| distinct: 6 questions, each once (cold)", "| distinct: the 6 in rotation (warm)"]
+    assert all(row.split(" | ")[6] == "0" for row in rows)  # errors
+    assert ("wrk (its own process)" in out) == (client == "wrk")
