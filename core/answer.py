@@ -7,23 +7,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from core.answers import GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.calibration import FITTED, Calibration
-from core.compare import CompareAnswer
 from core.engines.details import HubExtras
 from core.estimate import build_report
 from core.gpus import GpuSelection, resolve_gpu
 from core.parser import EstimateCommand
-from core.ranking import BestAnswer
 from core.report import Report
 from core.request import EstimateRequest
 from core.resolve import ResolvedModel, from_config, resolve_offline
 from core.units import format_bytes
 
 if TYPE_CHECKING:
+    from core.compare import CompareAnswer
     from core.hub_resolve import HubResolution
+    from core.ranking import BestAnswer
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,9 @@ def with_hub_details(report: Report, found: HubResolution) -> Report:
 # only these types and the AnswerService protocol, so they import core alone.
 
 
-Answer = Report | HelpAnswer | GpuListAnswer | ModelListAnswer | BestAnswer | CompareAnswer
+# A string: best and compare load their modules only when asked (the CLI's start-up).
+Answer: TypeAlias = \
+    "Report | HelpAnswer | GpuListAnswer | ModelListAnswer | BestAnswer | CompareAnswer"
 
 
 @dataclass(frozen=True)

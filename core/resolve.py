@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 from core import snapshot
 from core.architectures import build_spec
-from core.config_check import check_config
 from core.errors import ModelNotFound, UserError
 from core.hub_protocol import size_in_name
 from core.spec import ModelSpec
@@ -119,6 +118,8 @@ def from_config(model_id: str, config: dict[str, Any], source: ModelSource,
     if not isinstance(config, dict):
         raise UserError("That config.json is not a JSON object.", "Upload the model's config.json.")
     if source != "snapshot":  # the bundled configs are checked once, by the tests
+        from core.config_check import check_config  # pydantic's validators: uploads only
+
         check_config(config)
     try:
         spec = build_spec(config)
