@@ -10,7 +10,8 @@ config can be as large as core.config_check allows. ``ReportRunner.run``:
   most ``queue_limit`` jobs wait or run there; past that the caller hears "busy, try again";
 - computes the rest here, one report per turn of the event loop (a lock held over one yield),
   so that between two reports the loop polls its sockets and /healthz waits for a report or two
-  at most; a report that runs past ``inline_slice_s`` here is stopped and finished in a worker.
+  at most; a report that runs past ``inline_slice_s`` (10 ms) here is stopped and finished in
+  a worker, so no question holds the loop much longer than that.
 
 The pool starts on first use (the forkserver method: workers fork from a clean process that has
 already imported core, never from this one with its loop and threads).
@@ -76,7 +77,7 @@ def _warm() -> None:
 
 class ReportRunner:
     def __init__(self, processes: int | None = None, budget_s: float = 10.0,
-                 inline_slice_s: float = 0.02, queue_limit: int | None = None) -> None:
+                 inline_slice_s: float = 0.01, queue_limit: int | None = None) -> None:
         self.processes = processes or max(1, min(4, os.cpu_count() or 1))
         self.budget_s = budget_s
         self.inline_slice_s = inline_slice_s
