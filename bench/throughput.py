@@ -96,6 +96,8 @@ class Run:
     errors: int  # non-2xx answers and socket errors
     health: list[float] = field(default_factory=list)
     health_failures: int = 0
+    stalls: int | None = None  # event-loop wake-ups more than 20 ms late, all workers
+    longest_stall_s: float | None = None  # since the service started, any worker
 
     @property
     def rate(self) -> float:
@@ -158,8 +160,35 @@ async def _wrk_load(base: str, paths: list[str], concurrency: int, seconds: floa
             s["status_errors"] + s["socket_errors"])
 
 
+async def _loop_lag(service: Service, workers: int) -> dict[str, tuple[float, float, float]]:
+    """Each worker's (longest stall, wake-ups within 20 ms, all wake-ups) from its /metrics:
+    fresh connections until every worker has answered once (SO_REUSEPORT picks the worker)."""
+    found: dict[str, tuple[float, float, float]] = {}
+    for _ in range(40 * workers):
+        if len(found) == workers:
+            break
+        async with ClientSession(connector=TCPConnector(force_close=True)) as session, \
+                session.get(f"{service.base}/metrics") as resp:
+            text = await resp.text()
+        values: dict[str, float] = {}
+        worker = ""
+        for line in text.splitlines():
+            if line.startswith("fits_event_loop_lag_max_seconds{"):
+                worker = line.split('worker="')[1].split('"')[0]
+                values["max"] = float(line.split()[-1])
+            elif line.startswith('fits_event_loop_lag_seconds_bucket{le="0.02"'):
+                values["within"] = float(line.split()[-1])
+            elif line.startswith("fits_event_loop_lag_seconds_count{"):
+                values["count"] = float(line.split()[-1])
+        if worker and len(values) == 3:
+            found[worker] = (values["max"], values["within"], values["count"])
+    return found
+
+
 async def _measure(name: str, service: Service, paths: list[str], concurrency: int,
-                   seconds: float | None, client: str, total: int | None = None) -> Run:
+                   seconds: float | None, client: str, total: int | None = None,
+                   workers: int = 0) -> Run:
+    before = await _loop_lag(service, workers) if workers else {}
     probe = Probe(f"{service.base}/healthz")
     probing = asyncio.ensure_future(probe.run())
     try:
@@ -174,7 +203,13 @@ async def _measure(name: str, service: Service, paths: list[str], concurrency: i
     finally:
         probe.stop()
         await probing
-    return Run(name, done, wall, p50, p99, errors, probe.latencies, probe.failures)
+    run = Run(name, done, wall, p50, p99, errors, probe.latencies, probe.failures)
+    if workers:
+        after = await _loop_lag(service, workers)
+        run.longest_stall_s = max((v[0] for v in after.values()), default=None)
+        run.stalls = int(sum((a[2] - a[1]) - ((before[w][2] - before[w][1]) if w in before else 0)
+                             for w, a in after.items()))
+    return run
 
 
 async def _warm_every_worker(service: Service, workers: int, paths: list[str]) -> None:
@@ -204,7 +239,7 @@ async def measure(workers: int, concurrency: int, seconds: float, distinct: int,
         repeated = [_path(q) for q in QUERIES]
         await _warm_every_worker(service, workers, repeated)  # repeated: asked before
         runs.append(await _measure(f"repeated: {len(QUERIES)} questions in turn", service,
-                                   repeated, concurrency, seconds, client))
+                                   repeated, concurrency, seconds, client, workers=workers))
     finally:
         service.stop()
     questions = [_path(q) for q in distinct_questions(distinct)]
@@ -213,9 +248,10 @@ async def measure(workers: int, concurrency: int, seconds: float, distinct: int,
         await _warm_every_worker(service, workers, [_path(WARM_UP)])
         runs.append(await _measure(f"distinct: {len(questions)} questions, each once (cold)",
                                    service, questions, concurrency, None, "python",
-                                   total=len(questions)))
+                                   total=len(questions), workers=workers))
         runs.append(await _measure(f"distinct: the {len(questions)} in rotation (warm)",
-                                   service, questions, concurrency, seconds, client))
+                                   service, questions, concurrency, seconds, client,
+                                   workers=workers))
     finally:
         service.stop()
     return runs
@@ -224,12 +260,15 @@ async def measure(workers: int, concurrency: int, seconds: float, distinct: int,
 def table(runs: list[Run], workers: int, concurrency: int, seconds: float, client: str) -> str:
     ceiling = runs[0].rate
     rows = ["| load | requests | answers/s | x ceiling | p50 | p99 | errors | /healthz p99 | "
-            "/healthz max |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            "/healthz max | loop held > 20 ms | longest loop hold |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for run in runs:
+        stalls = "" if run.stalls is None else f"{run.stalls:,}"
+        longest = "" if run.longest_stall_s is None else ms(run.longest_stall_s)
         rows.append(f"| {run.name} | {run.requests:,} | {run.rate:,.0f} | "
                     f"{run.rate / ceiling:.2f}x | {ms(run.p50_s)} | {ms(run.p99_s)} | "
                     f"{run.errors + run.health_failures} | {ms(percentile(run.health, 0.99))} | "
-                    f"{ms(max(run.health, default=float('nan')))} |")
+                    f"{ms(max(run.health, default=float('nan')))} | {stalls} | {longest} |")
     who = "wrk (its own process)" if client == "wrk" else "aiohttp in the benchmark's process"
     return "\n".join([
         f"Measured by `python -m bench.throughput --workers {workers} -c {concurrency} "
@@ -237,7 +276,10 @@ def table(runs: list[Run], workers: int, concurrency: int, seconds: float, clien
         f"{platform.python_version()}: the service with {workers} worker(s), {concurrency} "
         f"connections from {who}, {seconds:g} s per load (the cold pass as long as it takes), "
         "a /healthz probe every 10 ms on a connection of its own; everything on loopback, "
-        "offline, on the same cores.", "", *rows])
+        "offline, on the same cores. The loop columns are the service's own "
+        "(fits_event_loop_lag_seconds: a 10 ms timer woken late, every worker): how often and "
+        "how long something held a worker's event loop, the longest since the service "
+        "started, without the client's scheduling in the figure.", "", *rows])
 
 
 def main(argv: list[str] | None = None) -> int:

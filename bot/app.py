@@ -16,8 +16,8 @@ generic sentence and the request id, and the traceback goes to the log. Logs are
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextvars
+import gc
 import json
 import logging
 import re
@@ -33,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.exposition import generate_latest
 
 from adapters.hub.cache import Codec, ConfigCache, make_cache
+from bot import loop_lag
 from bot.answerer import Answerer
 from bot.clients import client_address
 from bot.compute import ReportRunner
@@ -527,6 +528,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_view)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(loop_lag.monitor())
     app.on_shutdown.append(_not_ready_on_shutdown)
     app[SURFACES] = mount_surfaces(app, settings)
     return app

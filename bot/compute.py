@@ -143,6 +143,17 @@ class ReportRunner:
             self.processes, mp_context=context, initializer=_warm)
         return self._pool
 
+    async def warm(self) -> None:
+        """Start the pool and its workers now. The first start also starts the forkserver,
+        which holds whoever starts it for a few hundred milliseconds: at start-up, in a
+        thread, rather than on the event loop when the first llama.cpp question arrives."""
+        await asyncio.to_thread(self._warm_pool)
+
+    def _warm_pool(self) -> None:
+        pool = self._pool or self._start()
+        for done in [pool.submit(_warm) for _ in range(self.processes)]:
+            done.result(timeout=120)
+
     def _restart(self) -> None:
         pool, self._pool = self._pool, None
         self.stats["restarts"] += 1

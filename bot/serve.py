@@ -60,7 +60,7 @@ def serve(announce: bool = True) -> int:
     from aiohttp import web
 
     from bot.app import configure_logging, create_app
-    from bot.services import SURFACES
+    from bot.services import RUNNER, SURFACES
 
     settings = _settings()
     if isinstance(settings, int):
@@ -74,6 +74,10 @@ def serve(announce: bool = True) -> int:
         if err.hint:
             print(f"hint: {err.hint}", file=sys.stderr)
         return 2
+    async def warm_pool(app: web.Application) -> None:
+        await app[RUNNER].warm()
+
+    app.on_startup.append(warm_pool)  # the service's own process only, not tests' apps
     if announce:
         for name, state in app[SURFACES]:
             log.info(f"{name}: {state}", extra={"fields": {"surface": name, "state": state}})

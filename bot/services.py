@@ -45,6 +45,13 @@ class Metrics:
             self.requests.labels("api", outcome)
         for result in ("hit", "miss"):
             self.cache_lookups.labels(result)
+        self.loop_lag = Histogram(
+            "fits_event_loop_lag_seconds", "How late the event loop woke a 10 ms timer: time "
+            "something held the loop, by worker.", ["worker"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1))
+        self.loop_lag_max = Gauge("fits_event_loop_lag_max_seconds",
+                                  "The longest the event loop was held since start, by worker.",
+                                  ["worker"], registry=self.registry)
         self.redis_up = Gauge("fits_redis_up", "1 while Redis answers (0: this process's own "
                               "state is used), when REDIS_URL is set.", registry=self.registry)
 
