@@ -11,14 +11,14 @@ from core.answers import GpuListAnswer, HelpAnswer, ModelListAnswer
 from core.compare import CompareAnswer
 from core.errors import UserError
 from core.ranking import BestAnswer
-from core.report import Report
+from core.report import Report, report_as_dict, report_json_text
 
 
 class JsonRenderer:
     """JSON text of each kind of answer."""
 
     def report(self, report: Report) -> str:
-        return report.model_dump_json()
+        return report_json_text(report)
 
     def help(self, answer: HelpAnswer) -> str:
         return json.dumps({"text": answer.text})
@@ -68,5 +68,5 @@ def best_json(answer: BestAnswer) -> dict[str, object]:
 def compare_json(answer: CompareAnswer) -> dict[str, object]:
     return {"rows": list(answer.rows), "columns": list(answer.columns), "cells": [
         {"row": c.row, "column": c.column, "command": c.command,
-         "report": c.report.model_dump(mode="json") if c.report else None, "error": c.error}
+         "report": report_as_dict(c.report) if c.report else None, "error": c.error}
         for c in answer.cells]}

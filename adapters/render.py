@@ -37,13 +37,18 @@ class Renderer(Protocol[T_co]):
 
 
 def render(answer: Answer, renderer: Renderer[T_co]) -> T_co:
-    # The light answers first: `fits help` renders without loading the Report's pydantic model.
+    # The light answers first, then the Report: `fits help` loads no Report, and an estimate
+    # neither `best` nor `compare`.
     if isinstance(answer, HelpAnswer):
         return renderer.help(answer)
     if isinstance(answer, GpuListAnswer):
         return renderer.gpus(answer)
     if isinstance(answer, ModelListAnswer):
         return renderer.models(answer)
+    from core.report import Report
+
+    if isinstance(answer, Report):
+        return renderer.report(answer)
     from core.compare import CompareAnswer
     from core.ranking import BestAnswer
 
@@ -51,4 +56,4 @@ def render(answer: Answer, renderer: Renderer[T_co]) -> T_co:
         return renderer.best(answer)
     if isinstance(answer, CompareAnswer):
         return renderer.compare(answer)
-    return renderer.report(answer)
+    raise TypeError(f"no renderer for {type(answer).__name__}")

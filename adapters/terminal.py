@@ -27,7 +27,9 @@ class TerminalRenderer:
 
     def report(self, report: Report) -> str:
         if self.as_json:
-            return report.model_dump_json(indent=2)
+            from core.report import report_json_text
+
+            return report_json_text(report, indent=2)
         from adapters.text import render_text  # loads only when a report is shown
 
         return render_text(report)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from core.compare import CompareAnswer
+from typing import TYPE_CHECKING
+
 from core.engines.details import LlamaCppDetails, RamBytes, TrainingDetails, VllmDetails, VramBytes
-from core.ranking import BestAnswer
 from core.report import Report
+
+if TYPE_CHECKING:  # the CLI renders an estimate without loading `best` or `compare`
+    from core.compare import CompareAnswer
+    from core.ranking import BestAnswer
 from core.units import format_bytes, format_tokens
 
 BAR_WIDTH = 24

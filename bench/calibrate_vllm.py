@@ -58,7 +58,7 @@ def scenario(command_text: str) -> Scenario:
     request = command.request
     model = resolve_offline(request.model)
     engine, fmt, _ = choose(request, model.spec, model.quantization)
-    request = request.model_copy(update={"engine": engine})
+    request = request.updated(engine=engine)
     return Setup(request, model, resolve_gpu(request.gpu), engine, fmt).scenario()
 
 

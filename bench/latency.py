@@ -68,7 +68,7 @@ def setup_for(text: str) -> Setup:
     assert isinstance(command, EstimateCommand)
     model = resolve_offline(command.request.model)
     engine, fmt, _ = choose(command.request, model.spec, model.quantization)
-    request = command.request.model_copy(update={"engine": engine})
+    request = command.request.updated(engine=engine)
     return Setup(request, model, resolve_gpu(command.request.gpu), engine, fmt)
 
 

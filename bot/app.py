@@ -60,7 +60,7 @@ from core.parser import (
     EstimateCommand,
     parse_command,
 )
-from core.request import EstimateRequest
+from core.request import FIELD_NAMES
 
 T = TypeVar("T")
 log = logging.getLogger("fits.service")
@@ -76,7 +76,7 @@ API_HINT = ('Send GET /api/v1/fits?q=<command> or POST a JSON object such as {"q
 API_CONFIG_WAY = 'Or POST the command with its config.json as "config".'
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # The fields a POST may give instead of "q": the command language's keys, typed.
-FIELD_KEYS = frozenset(EstimateRequest.model_fields) - {"gpu_given"}
+FIELD_KEYS = frozenset(FIELD_NAMES) - {"gpu_given"}
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id",
                                                                             default=None)

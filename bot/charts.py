@@ -63,11 +63,11 @@ def _draw(found: dict[str, Any]) -> bytes:
     from core.answer import ReportJob
     from core.curve import report_curve
     from core.gpus import resolve_gpu
-    from core.request import EstimateRequest
+    from core.request import FIELD_NAMES, checked_request
     from core.resolve import resolve_offline
 
-    fields = {k: v for k, v in found["request"].items() if k in EstimateRequest.model_fields}
-    request = EstimateRequest(**{**fields, "model": found["model"]})
+    fields = {k: v for k, v in found["request"].items() if k in FIELD_NAMES}
+    request = checked_request({**fields, "model": found["model"]})
     report = ReportJob(request, resolve_offline(found["model"]), resolve_gpu(request.gpu)).run()
     return answer_png(report, report_curve(report))
 

@@ -69,7 +69,7 @@ def hub_job(command: EstimateCommand, found: HubResolution) -> ReportJob:
             and request.engine in (None, "llama.cpp", "ollama")):
         pick = found.default_gguf()
         if pick is not None:
-            request = request.model_copy(update={"quant": pick.quant})
+            request = request.updated(quant=pick.quant)
             notes = (*notes, f"a GGUF repo and no quantization given: its {pick.quant} file")
     return ReportJob(request, found.model, resolve_gpu(request.gpu), notes)
 
@@ -90,9 +90,8 @@ def with_hub_details(report: Report, found: HubResolution) -> Report:
     if found.model.hub_params is None and files is None:
         return report
     hub = HubExtras(hub_params=found.model.hub_params, gguf_files=files, gguf_file_bytes=file_bytes)
-    return report.model_copy(update={
-        "engine_details": replace(report.engine_details, hub=hub),
-        "assumptions": [*report.assumptions, *extra]})
+    return replace(report, engine_details=replace(report.engine_details, hub=hub),
+                   assumptions=[*report.assumptions, *extra])
 
 
 # --- what a surface gets back -------------------------------------------------------------------

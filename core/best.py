@@ -157,7 +157,7 @@ def _try(template: EstimateRequest, model_id: str, engine: str, quant: str,
     chosen: dict[str, object] = {"quant": quant}
     if quant.startswith("exl2="):
         chosen = {"quant": "exl2", "bits": float(quant.split("=", 1)[1])}
-    request = template.model_copy(update={"model": model_id, "engine": engine, **chosen})
+    request = template.updated(model=model_id, engine=engine, **chosen)
     try:
         bound = bind(request, resolve_offline(model_id), gpu, host_for(request, gpu), None)
     except UserError:

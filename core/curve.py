@@ -11,7 +11,7 @@ from core.errors import ModelNotFound
 from core.estimate import bind
 from core.gpus import resolve_gpu
 from core.report import Report
-from core.request import EstimateRequest
+from core.request import FIELD_NAMES, EstimateRequest, checked_request
 from core.resolve import ResolvedModel, resolve_offline
 
 POINTS = 24
@@ -49,6 +49,5 @@ def report_curve(report: Report) -> Curve | None:
         model = resolve_offline(report.model.id)
     except ModelNotFound:
         return None
-    request = EstimateRequest(**{k: v for k, v in report.request.items()
-                                 if k in EstimateRequest.model_fields})
+    request = checked_request({k: v for k, v in report.request.items() if k in FIELD_NAMES})
     return context_curve(request, model, report.max_context)

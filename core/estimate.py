@@ -82,7 +82,7 @@ def bind(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelection,
     notes += quant_notes
     _check_attention_keys(request, engine)
     explicit = request.quant in ("bf16", "fp16")
-    request = request.model_copy(update={"engine": engine})
+    request = request.updated(engine=engine)
     if engine not in LLAMA_CPP_ENGINES or request.mode != "infer":
         host = None
         ignored = [k for k in ("cpu", "ram", "membw") if getattr(request, k) is not None]
@@ -95,13 +95,13 @@ def bind(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelection,
         adjusted.append(f"Ollama caps num_ctx at the model's training context, "
                         f"{format_tokens(cap)}, not {format_tokens(request.ctx)} "
                         f"({context_rules.OLLAMA_SOURCE})")
-        request = request.model_copy(update={"ctx": cap, "prompt": None})
+        request = request.updated(ctx=cap, prompt=None)
         case = replace(case, request=request)
     if (engine == "ollama" and request.fa is False and request.kv in ("q8", "q4", "fp8")):
         adjusted.append(f"Ollama quantizes the KV cache only with flash attention on; with fa=off "
                         f"it keeps an f16 cache, not {request.kv} (docs/faq: "
                         "OLLAMA_KV_CACHE_TYPE)")
-        request = request.model_copy(update={"kv": "fp16"})
+        request = request.updated(kv="fp16")
         case = replace(case, request=request)
     if (fallback := hardware_rules.transformers_fp8_fallback(case)) is not None:
         fmt, why = fallback
@@ -211,7 +211,7 @@ def build_report(request: EstimateRequest, model: ResolvedModel, gpu: GpuSelecti
         found = run_command(request, model.id, fmt, details, tp, pp)
         run = RunInfo(engine=found.engine, command=found.command, notes=list(found.notes))
     return Report(
-        request=request.model_dump(),
+        request=request.as_dict(),
         model=ModelInfo(id=model.id, source=model.source, params=spec.params,
                         active_params=spec.active_params, architecture=spec.model_type,
                         exact_params=model.exact_params, weight_format=fmt.label),
@@ -292,9 +292,9 @@ def _fixes(bound: Bound, refusal: rules.Finding, model: ResolvedModel, gpu: GpuS
     engine accepts it and it fits."""
     out = []
     for fix in refusal.fixes:
-        request = bound.setup.request.model_copy(update=fix.fields)
+        request = bound.setup.request.updated(**fix.fields)
         if "engine" in fix.fields and "quant" not in fix.fields:
-            request = request.model_copy(update={"quant": None})
+            request = request.updated(quant=None)
         trial_gpu = replace(gpu, count=fix.gpus) if fix.gpus else gpu
         try:
             trial = bind(request, model, trial_gpu, host if fix.fields.get("engine") in
@@ -316,7 +316,7 @@ def _fixes(bound: Bound, refusal: rules.Finding, model: ResolvedModel, gpu: GpuS
 
 def _other_engine(setup: Setup, model: ResolvedModel, gpu: GpuSelection,
                   deadline: float | None, engine: str, quant: str) -> Setup | None:
-    request = setup.request.model_copy(update={"engine": engine, "quant": quant})
+    request = setup.request.updated(engine=engine, quant=quant)
     try:
         trial = bind(request, model, gpu, host_for(request, gpu), deadline, setup.calibration)
     except UserError:
@@ -337,6 +337,6 @@ def _cpu_only_request(request: EstimateRequest,
         raise UserError(f"CPU-only answers are for llama.cpp and Ollama, which load GGUF files, "
                         f"not {quant}.", "Use a GGUF type such as Q4_K_M, Q8_0 or F16.")
     if request.engine is None:
-        request = request.model_copy(update={"engine": "llama.cpp"})
+        request = request.updated(engine="llama.cpp")
         notes = (*notes, "gpu=none: answered for llama.cpp on the CPU")
     return request, notes

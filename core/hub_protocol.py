@@ -28,7 +28,6 @@ MAX_CONFIG_BYTES = 2_000_000  # the same limit as an uploaded config.json
 
 _ID_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?", re.ASCII)
 _ID_HINT = "A Hub model id looks like org/name, for example meta-llama/Llama-3.1-8B."
-_SIZE_IN_NAME = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)[bB](?![A-Za-z0-9])")
 _PRESETS_LONGEST_FIRST = sorted(GGUF_PRESETS, key=len, reverse=True)
 
 
@@ -78,15 +77,6 @@ class HubSite:
 
     def page(self, repo_id: str) -> str:
         return f"{public_url(self.endpoint)}/{repo_id}"
-
-
-def size_in_name(repo_id: str) -> float | None:
-    """Billions of parameters a repo's name states ('org/Cirrus-8B-Instruct' -> 8.0)."""
-    match = _SIZE_IN_NAME.search(repo_id.split("/", 1)[-1])
-    if match is None:
-        return None
-    billions = float(match[1])
-    return billions if 0.01 <= billions <= 2000 else None
 
 
 # --- what model_info said ---------------------------------------------------------------------

@@ -17,7 +17,7 @@ from cachetools import LRUCache
 
 from core import snapshot
 from core.errors import ModelNotFound, UserError
-from core.hub_protocol import HubSite, size_in_name
+from core.hub_protocol import HubSite
 from core.hub_records import (
     GgufFile,
     HubBadConfig,
@@ -31,7 +31,7 @@ from core.hub_records import (
     UnreadPart,
 )
 from core.resolve import ResolvedModel, from_config, resolve_known, spec_for_size
-from core.units import format_bytes
+from core.units import format_bytes, size_in_name
 
 log = logging.getLogger("fits.hub")
 

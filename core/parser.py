@@ -28,10 +28,8 @@ from core.vocabulary import (
 )
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
-
     from core.ollama import OllamaTag
-    from core.request import EstimateRequest
+    from core.request import EstimateRequest, FieldError
 
 
 @dataclass(frozen=True)
@@ -388,10 +386,8 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
         fields["quant"], fields["bits"] = _with_bits(quants[0][1], options.get("bits"), notes)
     elif "bits" in options:
         raise UserError("The option bits= needs a quantization such as gptq, awq or exl2.", USAGE)
-    # pydantic loads here, not at import: `fits help` and `fits gpus` never build a request.
-    from pydantic import ValidationError
-
-    from core.request import EstimateRequest
+    # Loaded here, not at import: `fits help` and `fits gpus` never build a request.
+    from core.request import DEFAULT_GPU, FieldError, checked_request
 
     if ("train" in fields or "framework" in fields) and "mode" not in fields:
         fields["mode"] = "train"  # train=lora (or a training framework) says what is wanted
@@ -407,11 +403,10 @@ def _estimate(model_word: str, rest: list[str]) -> EstimateCommand:
     _check_cpu_side(fields)
     if "gpu" not in fields:
         fields["gpu_given"] = False
-        default = EstimateRequest.model_fields["gpu"].default
-        notes.append(f"No gpu= given, so a {default} GPU is assumed.")
+        notes.append(f"No gpu= given, so a {DEFAULT_GPU} GPU is assumed.")
     try:
-        request = EstimateRequest(**fields)
-    except ValidationError as exc:
+        request = checked_request(fields)
+    except FieldError as exc:
         raise _explain(exc) from None
     return EstimateCommand(request, tuple(notes))
 
@@ -852,18 +847,14 @@ def _with_bits(
     return name, bits
 
 
-def _explain(exc: ValidationError) -> UserError:
-    """The first pydantic error as one sentence about the option the user typed."""
-    error = exc.errors()[0]
-    field = str(error["loc"][0]) if error["loc"] else "a value"
-    limits = error.get("ctx") or {}
-    words = {"ge": "at least", "le": "at most", "gt": "more than", "lt": "less than"}
-    for bound, phrase in words.items():
-        if bound in limits:
-            limit = limits[bound]
-            shown = f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
-            return UserError(f"{field}= must be {phrase} {shown}.", USAGE)
-    return UserError(f"The value given for {field}= is not valid.", USAGE)
+def _explain(exc: FieldError) -> UserError:
+    """A refused field as one sentence about the option the user typed."""
+    words = {"ge": "at least", "le": "at most", "gt": "more than"}
+    if exc.bound in words and exc.limit is not None:
+        limit = exc.limit
+        shown = f"{limit:,}" if isinstance(limit, int) else f"{limit:g}"
+        return UserError(f"{exc.name}= must be {words[exc.bound]} {shown}.", USAGE)
+    return UserError(f"The value given for {exc.name}= is not valid.", USAGE)
 
 
 def _stray_hint(word: str) -> str:

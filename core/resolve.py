@@ -11,8 +11,8 @@ from typing import Any, Literal
 from core import snapshot
 from core.architectures import build_spec
 from core.errors import ModelNotFound, UserError
-from core.hub_protocol import size_in_name
 from core.spec import ModelSpec
+from core.units import size_in_name
 
 ModelSource = Literal["snapshot", "hub", "config", "size"]
 # How a spec was made, so another process can make it again instead of receiving thousands of

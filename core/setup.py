@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from core.boundary import largest_fitting
 from core.calibration import FITTED, Calibration
@@ -55,12 +56,13 @@ class Setup:
     ctx_limit: int | None = None  # the longest context the engine takes (core.rules.context)
     calibration: Calibration = FITTED  # the fitted constants (bench/heldout.py re-fits them)
 
-    def scenario(self, **changes: object) -> Scenario:
-        req = self.request.model_copy(update=changes) if changes else self.request
+    def scenario(self, **changes: Any) -> Scenario:
+        # The framework's defaults are already applied: a trial's changes need not count as given.
+        req = replace(self.request, **changes) if changes else self.request
         return Scenario(req, self.model.spec, self.fmt, self.gpu.count, self.gpu.memory_bytes,
                         self.gpu.usable_bytes, self.gpu.gpu.name, self.calibration)
 
-    def run(self, **changes: object) -> EngineEstimate:
+    def run(self, **changes: Any) -> EngineEstimate:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise TooSlow()
         sc = self.scenario(**changes)

@@ -10,8 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from core import ollama
-from core.hub_protocol import size_in_name
+from core.units import size_in_name
 
 _DATA = Path(__file__).parent / "data" / "models.jsonl"
 # Name endings people leave out: gemma-3-27b means gemma-3-27b-it, llama-3.3-70b the -Instruct.
@@ -76,6 +75,8 @@ def _short_names() -> dict[str, tuple[str, str]]:
     Ollama's library names first (gemma3-27b, mixtral: its default tag), then repo names
     without their flavour ending (llama-3.3-70b for the -Instruct, when nothing else has that
     name). Only bundled repos; a name two repos would share is left out."""
+    from core import ollama  # here: a name with its org never needs Ollama's library
+
     table, taken = entries(), _index()
     out = {key: found for key, found in ollama.name_index().items()
            if key not in taken and found[0].lower() in table}

@@ -103,3 +103,15 @@ def format_bytes(n: int) -> str:
 def format_tokens(n: int) -> str:
     """A token count with thousands separators: ``131,072``."""
     return f"{n:,}"
+
+
+_SIZE_IN_NAME = re.compile(r"(?<![A-Za-z0-9.])(\d+(?:\.\d+)?)[bB](?![A-Za-z0-9])")
+
+
+def size_in_name(repo_id: str) -> float | None:
+    """Billions of parameters a repo's name states ('org/Cirrus-8B-Instruct' -> 8.0)."""
+    match = _SIZE_IN_NAME.search(repo_id.split("/", 1)[-1])
+    if match is None:
+        return None
+    billions = float(match[1])
+    return billions if 0.01 <= billions <= 2000 else None

@@ -23,7 +23,13 @@ from core.hub_protocol import HubSite
 from core.hub_records import GgufFile, HubOk
 from core.hub_resolve import resolve_record
 from core.parser import EstimateCommand, parse_command
-from core.report import Report, report_from_json, report_to_json
+from core.report import (
+    Report,
+    report_as_dict,
+    report_from_json,
+    report_json_text,
+    report_to_json,
+)
 from core.snapshot import entries
 from tests.conftest import run_command
 
@@ -68,7 +74,7 @@ HOST_KEYS = ["cpu", "ram_bandwidth_gbs", "cpu_tflops_fp32", "notes"]
 
 
 def details_json(report: Report) -> dict[str, Any]:
-    out: dict[str, Any] = json.loads(report.model_dump_json())["engine_details"]
+    out: dict[str, Any] = report_as_dict(report)["engine_details"]
     return out
 
 
@@ -86,8 +92,8 @@ def test_engine_details_keep_their_json_keys(command: str, kind: type, keys: lis
         assert list(details["host"]) == HOST_KEYS
         assert all(isinstance(note, str) for note in details["host"]["notes"])
         assert all(isinstance(note, str) for note in details["speed_assumptions"])
-    # Python mode (model_dump) gives the same values as the JSON: lists, not tuples.
-    assert report.model_dump()["engine_details"] == details
+    # The printed JSON, read back, gives the same values: lists, not tuples.
+    assert json.loads(report_json_text(report))["engine_details"] == details
 
 
 def test_json_values_keep_their_types() -> None:
@@ -165,3 +171,24 @@ def test_a_stored_report_builds_only_the_details_classes() -> None:
                    text.replace('"weights_total_bytes"', '"__class__"'), "[]", "{}", '"x"'):
         with pytest.raises(ValueError):
             report_from_json(forged)
+
+
+def test_a_stored_report_is_checked_field_by_field() -> None:
+    text = report_to_json(estimate_command(parse_command("llama-2-7b q4 gpu=4090")))
+    good = json.loads(text)
+    forgeries = [
+        ("total_bytes", "123"),  # a string for a number
+        ("fits", 1),  # a number for a bool
+        ("suggestions", [{"change": "ctx=1024"}]),  # an item without its fields
+        ("suggestions", "ctx=1024"),  # not a list
+        ("model", {**good["report"]["model"], "extra": 1}),  # a key the class does not have
+        ("gpu", None),  # not optional
+        ("speed", {**good["report"]["speed"], "bound": 7}),
+    ]
+    for key, value in forgeries:
+        body = {**good, "report": {**good["report"], key: value}}
+        with pytest.raises(ValueError):
+            report_from_json(json.dumps(body))
+    body = {**good, "report": {k: v for k, v in good["report"].items() if k != "verdict"}}
+    with pytest.raises(ValueError):
+        report_from_json(json.dumps(body))

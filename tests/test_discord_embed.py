@@ -7,6 +7,7 @@ tests/test_discord_gateway.py and tests/test_discord_http.py too."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -85,21 +86,21 @@ def test_embed_carries_the_report(text: str) -> None:
 def test_colour_follows_the_verdict() -> None:
     fits, no = run_command("llama-2-7b q4 gpu=4090"), run_command("llama3-70b fp16 gpu=4090")
     assert (fits.verdict, no.verdict) == ("fits", "no")
-    tight = fits.model_copy(update={"verdict": "tight"})
+    tight = replace(fits, verdict="tight")
     assert [report_embed(r)["color"] for r in (fits, tight, no)] == [0x2ECC71, 0xE67E22, 0xE74C3C]
 
 
 def long_report() -> Report:
     report = run_command("llama3-70b fp16 gpu=4090")
     why = "because " + "the reason is long " * 30
-    return report.model_copy(update={
-        "model": report.model.model_copy(update={"id": "org/" + "m" * 300}),
+    return replace(
+        report, model=replace(report.model, id="org/" + "m" * 300),
         # a long GPU name makes the description (its headroom line) too long as well
-        "gpu": report.gpu.model_copy(update={"name": "g" * 5000}),
-        "assumptions": [f"assumption {i}: " + "x" * 300 for i in range(200)],
-        "warnings": [f"warning {i}: " + "w" * 400 for i in range(60)],
-        "suggestions": [Suggestion(change=f"ctx={i}", total_bytes=i * 2**30, fits=True, why=why)
-                        for i in range(80)]})
+        gpu=replace(report.gpu, name="g" * 5000),
+        assumptions=[f"assumption {i}: " + "x" * 300 for i in range(200)],
+        warnings=[f"warning {i}: " + "w" * 400 for i in range(60)],
+        suggestions=[Suggestion(change=f"ctx={i}", total_bytes=i * 2**30, fits=True, why=why)
+                     for i in range(80)])
 
 
 def test_a_long_report_stays_within_every_limit_and_keeps_the_verdict() -> None:
@@ -132,9 +133,9 @@ def test_fit_embed_always_fits(title: str, description: str, footer: str,
 @given(assumptions=st.lists(text_st, max_size=30), warnings=st.lists(text_st, max_size=10),
        why=text_st)
 def test_any_report_text_fits(assumptions: list[str], warnings: list[str], why: str) -> None:
-    report = run_command("llama-2-7b q4 gpu=8GB").model_copy(update={
-        "assumptions": assumptions, "warnings": warnings,
-        "suggestions": [Suggestion(change="ctx=1024", total_bytes=1, fits=True, why=why)] * 12})
+    report = replace(
+        run_command("llama-2-7b q4 gpu=8GB"), assumptions=assumptions, warnings=warnings,
+        suggestions=[Suggestion(change="ctx=1024", total_bytes=1, fits=True, why=why)] * 12)
     assert limit_problems({"embeds": [report_embed(report)]}) == []
 
 
@@ -174,8 +175,8 @@ def test_options_make_the_command_the_parser_reads(options: dict[str, object],
     from_options = parse_command(command_text(FITS, options))
     expected = parse_command(typed)
     assert isinstance(from_options, EstimateCommand) and isinstance(expected, EstimateCommand)
-    mine = from_options.request.model_dump()
-    theirs = expected.request.model_dump()
+    mine = from_options.request.as_dict()
+    theirs = expected.request.as_dict()
     assert resolve_gpu(mine.pop("gpu")).gpu == resolve_gpu(theirs.pop("gpu")).gpu
     assert mine == theirs
 

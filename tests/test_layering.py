@@ -22,6 +22,21 @@ def test_cli_estimate_imports_no_platform_library() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_cli_estimate_loads_only_what_an_estimate_needs() -> None:
+    """Start-up cost: pydantic (JSON from outside only), `best`, `compare` and Ollama's library
+    stay unloaded for an estimate with an org-qualified name, in text and in JSON."""
+    for flags in ([], ["--json"]):
+        code = (
+            "import sys; from bot.cli import main; "
+            f"main([*{flags!r}, 'meta-llama/Llama-2-7b q4 gpu=24GB']); "
+            "print([m for m in ('pydantic', 'core.best', 'core.ranking', 'core.compare', "
+            "'core.ollama', 'core.config_check', 'core.hub_protocol') if m in sys.modules])"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
+        assert out.stdout.strip().splitlines()[-1] == "[]", flags
+
+
 def test_core_imports_nothing_from_adapters_or_bot() -> None:
     for path in (ROOT / "core").rglob("*.py"):
         tree = ast.parse(path.read_text())

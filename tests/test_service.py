@@ -17,6 +17,7 @@ from bot.app import JsonFormatter, create_app
 from bot.settings import Settings
 from core.answer import estimate_command
 from core.parser import EstimateCommand, parse_command
+from core.report import report_as_dict
 
 SECRET = "hf_SERVICEtokenNEVERshown77"
 API = "/api/v1/fits"
@@ -38,7 +39,7 @@ async def client(aiohttp_client):
 def expected(text: str) -> dict:
     command = parse_command(text)
     assert isinstance(command, EstimateCommand)
-    return json.loads(estimate_command(command).model_dump_json())
+    return report_as_dict(estimate_command(command))
 
 
 def one_sentence(body: dict) -> None:
@@ -82,7 +83,7 @@ async def test_post_with_config(client):
     body = await resp.json()
     command = parse_command("my-model q4 gpu=12GB")
     assert isinstance(command, EstimateCommand)
-    assert body == json.loads(estimate_command(command, config).model_dump_json())
+    assert body == report_as_dict(estimate_command(command, config))
     assert body["model"]["source"] == "config"
 
 

@@ -4,6 +4,8 @@ what is cut says so. The normal answers are checked end to end in tests/test_sla
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from slack_sdk.models.blocks import Block
 
@@ -32,13 +34,13 @@ def assert_slack_takes(blocks: list[dict], text: str) -> None:
 def test_a_very_long_report_is_cut_to_the_limits():
     report = run_command("llama3-70b q4 engine=llama.cpp gpu=4090 ram=16GB")
     long_id = "org/" + "m" * 400
-    report = report.model_copy(update={
-        "model": report.model.model_copy(update={"id": long_id}),
-        "assumptions": [f"assumption {i}: " + "x" * 120 for i in range(400)],
-        "warnings": [f"warning {i} <!channel> & more " + "w" * 200 for i in range(60)],
-        "suggestions": [Suggestion(change=f"ctx={i}", total_bytes=i * 2**30, fits=True,
-                                   why="y" * 300) for i in range(80)],
-    })
+    report = replace(
+        report, model=replace(report.model, id=long_id),
+        assumptions=[f"assumption {i}: " + "x" * 120 for i in range(400)],
+        warnings=[f"warning {i} <!channel> & more " + "w" * 200 for i in range(60)],
+        suggestions=[Suggestion(change=f"ctx={i}", total_bytes=i * 2**30, fits=True,
+                                why="y" * 300) for i in range(80)],
+    )
     message = answer_message(report)
     assert_slack_takes(message.blocks, message.text)
     assert len(message.blocks) <= MAX_BLOCKS

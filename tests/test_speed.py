@@ -14,7 +14,7 @@ from adapters.slack.blocks import report_message
 from adapters.text import render_text
 from bench.reference_set import HERE, load_jsonl
 from core.gpus import resolve_gpu
-from core.report import Report
+from core.report import Report, report_as_dict
 from core.speed import allreduce_us, experts_touched
 from tests.conftest import run_command
 
@@ -65,7 +65,7 @@ def test_a_batch_is_answered_per_request_and_all_together() -> None:
     assert s.aggregate_decode_tokens_per_s == pytest.approx(32 * s.decode_tokens_per_s, rel=0.01)
     assert s.prefill_seconds and s.batch_prefill_seconds
     assert 25 * s.prefill_seconds < s.batch_prefill_seconds < 40 * s.prefill_seconds
-    keys = json.loads(report.model_dump_json())["speed"]
+    keys = report_as_dict(report)["speed"]
     assert {"decode_tokens_per_s", "prefill_seconds", "bound", "aggregate_decode_tokens_per_s",
             "batch_prefill_seconds", "parallelism"} <= set(keys)
     alone = run_command(BATCH.replace("batch=32", "batch=1")).speed

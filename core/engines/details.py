@@ -207,7 +207,7 @@ class ReportDetails:
 
 def as_json(value: DataclassInstance) -> dict[str, Any]:
     """``value`` as the JSON object `fits --json` prints: fields in order, nested dataclasses as
-    objects, tuples as arrays."""
+    objects, tuples and lists as arrays."""
     out: dict[str, Any] = {}
     for f in fields(value):
         item = getattr(value, f.name)
@@ -224,7 +224,7 @@ def as_json(value: DataclassInstance) -> dict[str, Any]:
 def _json_value(item: object) -> object:
     if is_dataclass(item) and not isinstance(item, type):
         return as_json(item)
-    if isinstance(item, tuple):
+    if isinstance(item, tuple | list):
         return [_json_value(x) for x in item]
     return item
 
