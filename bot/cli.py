@@ -12,7 +12,6 @@ fetched for later runs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -115,18 +114,31 @@ def answer_for(text: str, config: dict[str, Any] | None) -> Any:
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fits", description="Can my GPU run this LLM, and how?",
-                                     epilog='Example: fits "meta-llama/Llama-2-7b q4 gpu=24GB"')
+def _arguments(argv: list[str]) -> tuple[bool, str | None, str | None, list[str]]:
+    """--json, --config, --plot and the command's words. Without a flag every word is the
+    command, and argparse (its import and set-up are about a quarter of `fits help`) is not
+    needed."""
+    if not any(word.startswith("-") for word in argv):
+        return False, None, None, argv
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="fits", description="Can my GPU run this LLM, and how?",
+        epilog='Example: fits "meta-llama/Llama-2-7b q4 gpu=24GB"')
     parser.add_argument("--json", action="store_true", help="print the Report as JSON")
     parser.add_argument("--config", metavar="FILE", help="estimate a model from its config.json")
     parser.add_argument("--plot", metavar="FILE.svg", help="also write the answer's charts")
     parser.add_argument("command", nargs="*", help="the /fits command, e.g. 'llama-2-7b q4'")
     args = parser.parse_args(argv)
-    text = " ".join(args.command) or "help"
+    return args.json, args.config, args.plot, args.command
+
+
+def main(argv: list[str] | None = None) -> int:
+    as_json, config_path, plot, words = _arguments(sys.argv[1:] if argv is None else argv)
+    text = " ".join(words) or "help"
     try:
-        config = _load_config(args.config) if args.config else None
-        print(run(text, as_json=args.json, config=config, plot=args.plot))
+        config = _load_config(config_path) if config_path else None
+        print(run(text, as_json=as_json, config=config, plot=plot))
     except BrokenPipeError:  # `fits ... | head`: the reader left; nothing more to say
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return 0

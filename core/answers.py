@@ -13,11 +13,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class HelpAnswer:
+    """The help text for a topic."""
+
     text: str
 
 
 @dataclass(frozen=True)
 class GpuListAnswer:
+    """The GPUs matching a query."""
+
     query: str
     gpus: list[Gpu]
     more: int = 0  # matches left out of the list
@@ -29,6 +33,8 @@ class GpuListAnswer:
 
 @dataclass(frozen=True)
 class ModelListAnswer:
+    """The models matching a query."""
+
     query: str
     ids: list[str]
     note: str | None = None  # why the list may be short (the Hub refused to search)

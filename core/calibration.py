@@ -60,6 +60,8 @@ _GROWTH_RESERVE = 1.75
 
 @dataclass(frozen=True)
 class Calibration:
+    """Every fitted constant, as one value (bench/heldout.py re-fits it per source)."""
+
     profile: ProfileConstants  # vLLM's profiling peak, current releases
     profile_up_to_0_11: ProfileConstants  # the same, vLLM 0.11 and older (sorting sampler)
     non_torch_single: int  # vLLM's non-torch memory on one GPU, current releases

@@ -86,6 +86,8 @@ class Cpu:
 
 @dataclass(frozen=True, slots=True)
 class _Catalog:
+    """The CPU table with its lookup indexes, built once."""
+
     cpus: tuple[Cpu, ...]
     exact: dict[str, int]  # joined alias tokens -> index
     prefix: dict[tuple[str, ...], tuple[int, ...]]  # leading alias tokens -> indexes

@@ -30,6 +30,8 @@ FRAMEWORK_NAMES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Default:
+    """One default a framework sets, with where its code sets it."""
+
     key: str  # a request field
     value: object
     why: str  # the source, at its version
@@ -38,6 +40,8 @@ class Default:
 
 @dataclass(frozen=True)
 class Preset:
+    """A training framework's defaults, and whether PEFT's kbit preparation runs."""
+
     name: str
     label: str
     defaults: tuple[Default, ...]

@@ -180,6 +180,8 @@ def _usable(e: Mapping[str, Any], physical: int) -> tuple[int, str]:
 
 @dataclass(frozen=True, slots=True)
 class _Catalog:
+    """The GPU table with its lookup indexes, built once."""
+
     gpus: tuple[Gpu, ...]
     memory_gib: tuple[float, ...]
     family: tuple[str, ...]  # Apple chip without core counts, else the name: for messages

@@ -34,22 +34,30 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EstimateCommand:
+    """`<model> [quant] [key=value ...]`: an estimate."""
+
     request: EstimateRequest
     notes: tuple[str, ...] = ()  # what the parser assumed, for the answer's "assumptions"
 
 
 @dataclass(frozen=True)
 class HelpCommand:
+    """`help [topic]`."""
+
     topic: str | None = None
 
 
 @dataclass(frozen=True)
 class GpusCommand:
+    """`gpus [query]`: the GPUs fits knows."""
+
     query: str = ""
 
 
 @dataclass(frozen=True)
 class ModelsCommand:
+    """`models <query>`: bundled (and Hub) models by name."""
+
     query: str
 
 
@@ -657,6 +665,8 @@ _VALUE_PARSERS: dict[str, Callable[[str], object]] = {
 
 @dataclass(frozen=True)
 class _ModelWord:
+    """The model word as read: the name, and what it implied."""
+
     text: str  # the model for the request
     note: str | None = None
     quant: Quant | None = None  # a GGUF file the word names (hf.co/org/repo:Q4_K_M)

@@ -32,6 +32,8 @@ _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bm])$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class ResolvedModel:
+    """A model as found (snapshot, Hub, upload or size) and its architecture spec."""
+
     id: str
     source: ModelSource
     spec: ModelSpec

@@ -27,6 +27,8 @@ BNB_4BIT = ("nf4", "fp4")
 
 @dataclass(frozen=True)
 class RunCommand:
+    """The engine's command line that runs the answer as answered."""
+
     engine: str
     command: str
     notes: tuple[str, ...] = ()

@@ -19,6 +19,8 @@ _FLAVOURS = frozenset({"instruct", "it", "chat", "hf"})
 
 @dataclass(frozen=True)
 class SnapshotEntry:
+    """A bundled model: its config.json, where it came from, its published size."""
+
     id: str
     config: dict[str, Any]
     source: str

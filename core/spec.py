@@ -35,6 +35,8 @@ class KvLayer:
 
 @dataclass(frozen=True, slots=True)
 class MoeSpec:
+    """A mixture of experts: how many, how many per token, shared, on how many layers."""
+
     n_experts: int
     top_k: int
     n_shared: int = 0  # shared experts, always active

@@ -294,6 +294,8 @@ def experts_touched(n_experts: int, top_k: int, tokens: int) -> float:
 
 @dataclass(frozen=True)
 class _Reads:
+    """Bytes of weights a decode step reads, split by what batching shares."""
+
     dense: int  # every layer's non-expert weights and the head, read once per step
     experts: int  # all routed experts of all layers
     moe_layers: int

@@ -34,6 +34,8 @@ _NO_SECOND_GPU = ("Laptop", "Apple", "Jetson")
 
 @dataclass(frozen=True)
 class Candidate:
+    """A suggestion with its place in the ranking."""
+
     rank: int
     suggestion: Suggestion
     kv_tokens: int | None = None

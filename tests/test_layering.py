@@ -24,13 +24,15 @@ def test_cli_estimate_imports_no_platform_library() -> None:
 
 def test_cli_estimate_loads_only_what_an_estimate_needs() -> None:
     """Start-up cost: pydantic (JSON from outside only), `best`, `compare` and Ollama's library
-    stay unloaded for an estimate with an org-qualified name, in text and in JSON."""
-    for flags in ([], ["--json"]):
+    stay unloaded for an estimate with an org-qualified name, in text and in JSON; argparse
+    too when no flag is given."""
+    for flags, unused in (([], ("argparse",)), (["--json"], ())):
         code = (
             "import sys; from bot.cli import main; "
             f"main([*{flags!r}, 'meta-llama/Llama-2-7b q4 gpu=24GB']); "
             "print([m for m in ('pydantic', 'core.best', 'core.ranking', 'core.compare', "
-            "'core.ollama', 'core.config_check', 'core.hub_protocol') if m in sys.modules])"
+            f"'core.ollama', 'core.config_check', 'core.hub_protocol', *{unused!r}) "
+            "if m in sys.modules])"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True)

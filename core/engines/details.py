@@ -40,7 +40,9 @@ def frozen(cls: type[T]) -> type[T]:
 
 @frozen
 class TransformersDetails:
-    # What nvidia-smi shows: the allocated peak plus the blocks the cache's growth leaves cached.
+    """transformers generate(): what nvidia-smi shows, the allocated peak plus the blocks the
+    cache's growth leaves cached."""
+
     reserved_bytes: int
 
 
@@ -64,6 +66,8 @@ class VllmDetails:
 
 @frozen
 class ExllamaDetails:
+    """ExLlamaV2: its cache type, prefill chunk and the embedding it keeps in RAM."""
+
     cache: str
     chunk_tokens: int
     embedding_in_ram_bytes: int
@@ -71,7 +75,9 @@ class ExllamaDetails:
 
 @frozen
 class TrainingDetails:
-    # torch.cuda.max_memory_allocated's view (no CUDA context); the breakdown is reserved.
+    """A training step: allocated_bytes is torch.cuda.max_memory_allocated's view (no CUDA
+    context); the breakdown is what is reserved."""
+
     allocated_bytes: int
     trainable_params: int
     precision: str
@@ -131,6 +137,8 @@ class Placement:
 
 @frozen
 class HostInfo:
+    """The CPU side llama.cpp and Ollama run on: the CPU, RAM bandwidth, FLOPS."""
+
     cpu: str | None
     ram_bandwidth_gbs: float
     cpu_tflops_fp32: float

@@ -37,12 +37,16 @@ NEAR_EQUAL_KINDS = 1.25
 
 @dataclass(frozen=True)
 class KvGroup:
+    """Layers sharing one attention kind in vLLM's hybrid KV pool."""
+
     window: int | None  # tokens a sliding layer keeps; None: full attention
     block_tokens: int  # tokens one page holds for this group's layers
 
 
 @dataclass(frozen=True)
 class BlockLayout:
+    """How vLLM pages the KV cache: groups, page and block sizes."""
+
     groups: tuple[KvGroup, ...]
     group_size: int  # layers per group, and so KV tensors in the pool
     page_bytes: float  # one layer's share of a block, equal in every group

@@ -26,6 +26,8 @@ class Fix:
 
 @dataclass(frozen=True)
 class Finding:
+    """A rule of the engine that the request meets, and the fixes it accepts."""
+
     rule: str  # parallel | context | hardware | format
     severity: Severity
     message: str  # one sentence, in the engine's terms
