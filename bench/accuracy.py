@@ -62,6 +62,9 @@ QUANTITIES: dict[str, tuple[Callable[[Report], float], bool]] = {
     "total_without_context_all_gpus": (
         lambda r: (r.total_bytes - r.breakdown.overhead) * r.gpu.count, True),
     "gguf_weights": (lambda r: r.engine_details.weights_total_bytes, True),
+    # what stays allocated once generate() has finished: the weights and the whole cache, the
+    # prefill's activations freed (the Qwen3 speed table, n083-n101: see their records)
+    "weights_and_kv": (lambda r: r.breakdown.weights + r.breakdown.kv_cache, True),
     # what nvidia-smi shows of transformers' generate(): allocated + the allocator's cached
     # blocks while the cache grows (core/engines/transformers.py GROWTH_RESERVE)
     "reserved": (lambda r: _of(r, TransformersDetails).reserved_bytes, True),
