@@ -323,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"({repeated.rate:,.0f}/s, p99 {ms(repeated.p99_s)}) and "
                 f"{warm.rate:,.0f}/s over {runs[3].name.split(': ')[1].split(' in')[0]} in "
                 f"rotation; asked one at a time, no cold question kept /healthz waiting more "
-                f"than {ms(max(alone.health, default=float('nan')))}: "
-                f"[docs/load.md](docs/load.md).")
+                f"than {ms(max(alone.health, default=float('nan')))} "
+                f"(`python -m bench.throughput`): [docs/load.md](docs/load.md).")
         replace_block(ROOT / "README.md", "throughput", line)
     bad = sum(r.errors + r.health_failures for r in runs)
     return 0 if bad == 0 else 1
